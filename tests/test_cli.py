@@ -32,7 +32,7 @@ def test_init_report_json_is_reproducible(capsys):
         (["init-report", "--init", "nope"], "unknown weight 'nope'"),
         (["init-report", "--depth", "0"], "depth must be an integer >= 1"),
         (["init-report", "--depth", "x"], "invalid int value"),
-        (["init-report", "--activation", "swish"], "invalid choice"),
+        (["init-report", "--activation", "swish2"], "unknown activation 'swish2'"),
         (["init-report", "--init", "constant"], "needs a value"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),

@@ -147,7 +147,7 @@ def test_atomic_when_a_late_layer_is_invalid():
         ({"weight": "normal:-1"}, ValueError, "std must be >= 0"),
         ({"weight": "normal:abc"}, ValueError, "must be a number"),
         ({"weight": "zeros:1"}, ValueError, "takes no argument"),
-        ({"activation": "swish"}, ValueError, "allowed: linear"),
+        ({"activation": "sparkle"}, ValueError, "allowed: identity, linear, relu"),
         ({"normalization": "drop"}, ValueError, "allowed: reset, keep"),
         ({"include": 3}, TypeError, "include must be"),
         ({"weight": 3}, TypeError, "weight must be a scheme name"),

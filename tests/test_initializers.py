@@ -280,7 +280,7 @@ def test_unknown_names_list_the_allowed_values():
         init.variance_scaling_(t, mode="fan_sum")
     with pytest.raises(ValueError, match="allowed: normal, truncated_normal, uniform"):
         init.variance_scaling_(t, distribution="cauchy")
-    with pytest.raises(ValueError, match="allowed: linear, identity, relu, leaky_relu"):
+    with pytest.raises(ValueError, match="allowed: identity, linear, relu, leaky_relu"):
         init.kaiming_uniform_(t, activation="sparkle")
     init.variance_scaling_(t, mode="FAN_AVG", distribution="Uniform")  # case-insensitive
     with pytest.raises(ValueError, match="either gain or activation"):

@@ -1,8 +1,8 @@
 """signalprop: stable deep-network training in PyTorch, and why it is or is not stable."""
 
-from . import init, models
+from . import activations, init, models, theory
 from .init import Fans, InitReport, fans, init_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Fans", "InitReport", "__version__", "fans", "init", "init_model", "models"]
+__all__ = ["Fans", "InitReport", "__version__", "activations", "fans", "init", "init_model", "models", "theory"]

@@ -14,7 +14,8 @@ import torch
 
 from . import __version__
 from .init import SCHEMES, init_model
-from .models import ACTIVATIONS, mlp
+from .activations import NAMES
+from .models import mlp
 
 
 class _UsageError(Exception):
@@ -29,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 def _init_report(args: argparse.Namespace) -> int:
     model = mlp(args.depth, args.width, args.activation)
     generator = torch.Generator().manual_seed(args.seed)
-    gain_activation = args.activation if args.activation in ("relu", "leaky_relu", "linear", "identity") else None
+    # He's scheme is defined by its activation's gain; the others keep gain 1 (Glorot's convention).
+    gain_activation = args.activation if args.init.lower().startswith(("kaiming", "he_")) else None
     report = init_model(model, args.init, args.bias, activation=gain_activation, generator=generator)
     if args.json:
         print(report.to_json(indent=2))
@@ -51,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("init-report", help="initialize a built-in MLP and print each parameter's init")
     rep.add_argument("--depth", type=int, default=20, help="number of Linear layers (default 20)")
     rep.add_argument("--width", type=int, default=256, help="hidden width (default 256)")
-    rep.add_argument("--activation", type=str.lower, default="tanh", choices=sorted(ACTIVATIONS),
-                     metavar="NAME", help=f"activation: {', '.join(sorted(ACTIVATIONS))} (default tanh)")
+    rep.add_argument("--activation", default="tanh", metavar="NAME",
+                     help=f"activation, optionally name:param (default tanh); one of {', '.join(NAMES)}")
     rep.add_argument("--init", default="xavier_uniform", metavar="SCHEME",
                      help=f"weight scheme, optionally name:number (default xavier_uniform); one of {', '.join(SCHEMES)}")
     rep.add_argument("--bias", default="zeros", metavar="SCHEME", help="bias scheme (default zeros)")

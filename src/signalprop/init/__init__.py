@@ -4,7 +4,6 @@ Functions ending in ``_`` fill a tensor in place and return it, like ``torch.nn.
 """
 
 from ._fans import Fans, fans
-from ._gain import activation_gain
 from ._initializers import (
     DISTRIBUTIONS,
     MODES,
@@ -33,7 +32,6 @@ __all__ = [
     "Fans",
     "InitReport",
     "ParamInit",
-    "activation_gain",
     "constant_",
     "fans",
     "init_model",

@@ -30,7 +30,7 @@ from torch import nn
 
 from .._checks import choice, finite, floating_tensor, generator_matches, non_negative
 from ._fans import Fans, tensor_fans
-from ._gain import activation_gain
+from ..activations import gain as activation_gain
 
 __all__ = [
     "MODES",
@@ -189,15 +189,16 @@ def _kaiming_gain(gain, activation) -> float:
     if gain is not None and activation is not None:
         raise ValueError("give either gain or activation, not both")
     if activation is not None:
-        return activation_gain(activation)
+        return activation_gain(activation, "forward")
     return math.sqrt(2.0) if gain is None else _gain(gain)
 
 
 def kaiming_uniform_(tensor, gain=None, *, activation=None, mode="fan_in", fans=None, generator=None):
     r"""He/Kaiming uniform: ``U[-a, a]``, ``a = gain·sqrt(3 / fan)``, default ``gain = √2`` (ReLU).
 
-    ``activation`` (``relu``, ``leaky_relu``, ``linear`` or the matching module) sets the gain
-    ``sqrt(2/(1 + slope²))`` instead. Preset of ``variance_scaling_(tensor, gain², mode, "uniform")``;
+    ``activation`` (a name, module or callable) sets the gain to its forward gain
+    ``1/sqrt(E[φ(z)²])`` instead (:func:`signalprop.activations.gain`; ``sqrt(2/(1 + slope²))`` for
+    relu and leaky relu). Preset of ``variance_scaling_(tensor, gain², mode, "uniform")``;
     bit-identical to ``torch.nn.init.kaiming_uniform_`` with the same gain on a 2-D weight.
 
     References: He et al. (2015), "Delving deep into rectifiers". Also known as ``he_uniform``.

@@ -15,7 +15,7 @@ from torch import nn
 from .._checks import choice, floating_tensor, generator_matches
 from .._table import format_table
 from ._fans import Fans, _module_fans
-from ._gain import activation_gain
+from ..activations import gain as activation_gain
 from ._schemes import Scheme, parse_scheme
 
 __all__ = ["init_model", "InitReport", "ParamInit"]
@@ -275,8 +275,9 @@ def init_model(
         weight: scheme name for weights, e.g. ``"xavier_uniform"``, ``"kaiming_normal"``, ``"orthogonal"``,
             ``"normal:0.01"``, ``"constant:0.5"`` (see ``signalprop.init.SCHEMES``).
         bias: scheme name for biases (default ``"zeros"``).
-        activation: the activation following the layers; its gain scales Xavier/He/LeCun/orthogonal.
-            Without it He uses ``√2`` (ReLU) and the others 1.
+        activation: the activation following the layers (name, module or callable); its forward gain
+            ``1/sqrt(E[φ(z)²])`` scales Xavier/He/LeCun/orthogonal. Without it He uses ``√2`` (ReLU) and
+            the others 1.
         generator: random generator (CPU generator for CPU parameters).
         include: only parameters matching one of these (name glob on the qualified parameter name,
             module type, or ``predicate(name, module)``); the others are kept.

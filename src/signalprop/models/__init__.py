@@ -1,5 +1,5 @@
 """Built-in models for reports, experiments and tests."""
 
-from ._mlp import ACTIVATIONS, mlp
+from ._mlp import mlp
 
-__all__ = ["ACTIVATIONS", "mlp"]
+__all__ = ["mlp"]

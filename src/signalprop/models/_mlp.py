@@ -6,27 +6,13 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .._checks import choice
-
-ACTIVATIONS = {
-    "identity": nn.Identity,
-    "linear": nn.Identity,
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "softsign": nn.Softsign,
-}
+from ..activations import resolve
 
 
 def mlp(
     depth: int = 20,
     width: int | Sequence[int] = 256,
-    activation: str = "tanh",
+    activation="tanh",
     *,
     in_features: int | None = None,
     out_features: int | None = None,
@@ -38,13 +24,13 @@ def mlp(
         depth: number of Linear layers (>= 1).
         width: hidden width, or the ``depth + 1`` layer sizes ``n_0 … n_depth`` (unequal widths show
             Xavier's compromise between ``n_{s-1}`` and ``n_s``).
-        activation: one of ``ACTIVATIONS`` (case-insensitive).
+        activation: a registered name (``signalprop.activations.NAMES``), an ``nn.Module`` or a callable.
         in_features, out_features: input and output sizes when ``width`` is an int (default: width).
         bias: whether the Linear layers have a bias.
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    act = ACTIVATIONS[choice("activation", activation, ACTIVATIONS)]
+    act = resolve(activation)
     if isinstance(width, int) and not isinstance(width, bool):
         sizes = [in_features or width, *([width] * (depth - 1)), out_features or width]
     else:
@@ -59,5 +45,5 @@ def mlp(
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         layers.append(nn.Linear(n_in, n_out, bias=bias))
         if i < depth - 1:
-            layers.append(act())
+            layers.append(act.module())
     return nn.Sequential(*layers)
