@@ -56,3 +56,52 @@ def test_console_script_runs():
     bad = subprocess.run([sys.executable, "-m", "signalprop", "init-report", "--init", "bad"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_activations_table_and_json(capsys):
+    assert main(["activations"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith(("-", "α", "activation"))}
+    assert "✗" in rows["sigmoid"] and "0.25" in rows["sigmoid"] and "-0.0208333" in rows["sigmoid"]
+    assert "✓" in rows["scaled_sigmoid"] and "-0.0833333" in rows["scaled_sigmoid"]
+    assert "0|1" in rows["relu"] and "✓ (x ≥ 0)" in rows["relu"]
+    assert rows["tanh"].split()[-1] == "1.66667"  # torch's calculate_gain beside ours
+    assert main(["activations", "--json"]) == 0
+    data = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert data["tanh"]["gain_forward"] == pytest.approx(1.592537, abs=1e-6)
+    assert data["gelu"]["torch_calculate_gain"] is None
+
+
+def test_gain_command(capsys):
+    assert main(["gain", "GELU"]) == 0
+    assert float(capsys.readouterr().out) == pytest.approx(1.533530, abs=1e-6)
+    assert main(["gain", "tanh", "--criterion", "critical", "--sigma-b2", "0.05", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gain"] == pytest.approx(1.76095**0.5, abs=1e-5)
+
+
+def test_theory_command(tmp_path, capsys):
+    png = tmp_path / "pred.png"
+    assert main(["theory", "tanh", "--sigma-w2", "1", "--sigma-b2", "0.05", "--depth", "12", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "q* = 0.193593" in out and "χ₁ = 0.759032 (ordered)" in out and "ξ_c = 3.627" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["theory", "relu", "--sigma-w2", "2", "--depth", "3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["prediction"]["q"] == [2.0, 2.0, 2.0]
+    assert data["mean_field"]["phase"] == "critical"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["gain", "nope"], "unknown activation 'nope'"),
+        (["gain", "tanh", "--criterion", "up"], "invalid choice"),
+        (["theory", "tanh", "--depth", "0"], "must be >= 1"),
+        (["theory", "tanh", "--sigma-w2", "-1"], "sigma_w2 must be finite and >= 0"),
+        (["theory", "tanh", "--sigma-w2", "1", "--plot", "/nonexistent/dir/x.png"], "cannot write"),
+    ],
+)
+def test_analysis_command_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

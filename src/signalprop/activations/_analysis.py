@@ -113,12 +113,15 @@ def taylor(act, order: int = 3, at: float = 0.0) -> Taylor:
     known_kink = any(abs(at - k) < 1e-12 for k in act.kinks)
     agree = [_agree(a, b) for a, b in zip(left, right)]
     smooth_to = order if all(agree) else agree.index(False) - 1
+    exact = _derivatives(act, at, order)
+    # where both sides agree the derivative exists: report autograd's exact value, not the extrapolation
+    left = exact[: smooth_to + 1] + left[smooth_to + 1 :]
+    right = exact[: smooth_to + 1] + right[smooth_to + 1 :]
     left_c = tuple(v / f for v, f in zip(left, factorials))
     right_c = tuple(v / f for v, f in zip(right, factorials))
     if smooth_to < order or (known_kink and not all(agree)):
         return Taylor(act.name, at, order, None, left_c, right_c, smooth_to)
-    exact = tuple(v / f for v, f in zip(_derivatives(act, at, order), factorials))
-    return Taylor(act.name, at, order, exact, exact, exact, order)
+    return Taylor(act.name, at, order, right_c, left_c, right_c, order)
 
 
 @dataclass(frozen=True)

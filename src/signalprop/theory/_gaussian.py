@@ -22,18 +22,19 @@ __all__ = ["expect", "expect_pair", "gauss_nodes"]
 _Z_MAX = 10.0
 _Z_GRID = torch.arange(-_Z_MAX, _Z_MAX + 1e-9, 0.5, dtype=torch.float64)
 _X_GRID = torch.arange(-8.0, 8.0 + 1e-9, 0.5, dtype=torch.float64)
-_t, _w = np.polynomial.legendre.leggauss(16)
-_GL_T = torch.tensor(_t, dtype=torch.float64)
-_GL_W = torch.tensor(_w, dtype=torch.float64)
+# Gauss–Legendre rules: 16 nodes per panel in 1-D; 8 per panel and axis in 2-D, where they already
+# reach rounding level on 0.5-wide analytic panels (measured against the 16-node rule) at a quarter the cost.
+_RULES = {m: tuple(torch.tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(m)) for m in (8, 16)}
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def _panel_nodes(breaks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _panel_nodes(breaks: torch.Tensor, order: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes and Gaussian-weighted weights for panels between sorted ``breaks`` (last dim)."""
+    t, w_gl = _RULES[order]
     a, b = breaks[..., :-1, None], breaks[..., 1:, None]
     half = (b - a) / 2
-    z = (a + b) / 2 + half * _GL_T
-    w = half * _GL_W * torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    z = (a + b) / 2 + half * t
+    w = half * w_gl * torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
     return z.flatten(-2), w.flatten(-2)
 
 
@@ -45,10 +46,11 @@ def _breaks(mean: torch.Tensor, std: float, kinks: Sequence[float]) -> torch.Ten
     return torch.sort(torch.cat([grid, mapped], dim=-1), dim=-1).values
 
 
-def gauss_nodes(q: float, mean: float = 0.0, kinks: Sequence[float] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+def gauss_nodes(q: float, mean: float = 0.0, kinks: Sequence[float] = (), order: int = 16
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes ``x`` and weights ``w`` with ``Σ w·f(x) ≈ E[f(mean + √q·z)]`` (float64, 1-D)."""
     std = math.sqrt(q)
-    z, w = _panel_nodes(_breaks(torch.tensor(mean, dtype=torch.float64), std, kinks))
+    z, w = _panel_nodes(_breaks(torch.tensor(mean, dtype=torch.float64), std, kinks), order)
     return mean + std * z, w
 
 
@@ -102,11 +104,11 @@ def expect_pair(
         return float(f1(zero)[0] * f2(zero)[0])
     std = math.sqrt(q)
     s = math.sqrt(max(1.0 - c * c, 0.0))
-    x1, w1 = gauss_nodes(q, 0.0, kinks1)
+    x1, w1 = gauss_nodes(q, 0.0, kinks1, order=8)
     g1 = f1(x1)
     if s < 1e-12:  # u2 = ±u1
         return float((w1 * g1 * f2(math.copysign(1.0, c) * x1)).sum())
     inner_mean = (c * x1)[:, None]  # u2 = c·u1 + √q·s·z2
-    z2, w2 = _panel_nodes(_breaks(inner_mean, std * s, kinks2))
+    z2, w2 = _panel_nodes(_breaks(inner_mean, std * s, kinks2), order=8)
     inner = (w2 * f2(inner_mean + std * s * z2)).sum(dim=-1)
     return float((w1 * g1 * inner).sum())

@@ -286,6 +286,7 @@ class Prediction:
     chi: tuple[float, ...]
 
     def table(self, every: int = 1) -> str:
+        """Per-layer text table; ``every`` prints every k-th layer (and the last)."""
         rows = []
         for i in range(self.depth):
             if i % every and i != self.depth - 1:
@@ -296,7 +297,7 @@ class Prediction:
                 "" if self.widths is None else str(self.widths[i + 1]),
                 f"{self.sigma_w2[i]:.4g}",
                 f"{self.q[i]:.5g}",
-                f"{self.post_mean[i]:.4g}" if hidden else "",
+                f"{_clean(self.post_mean[i], self.post_var[i]):.4g}" if hidden else "",
                 f"{self.post_var[i]:.5g}" if hidden else "",
                 f"{self.grad[i]:.5g}",
             ])
@@ -308,6 +309,11 @@ class Prediction:
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+
+def _clean(mean: float, var: float) -> float:
+    """A mean below quadrature rounding relative to the std prints as 0."""
+    return 0.0 if abs(mean) < 1e-12 * math.sqrt(max(var, 0.0)) else mean
 
 
 def _sigma_w2_per_layer(sigma_w2, depth: int, widths) -> tuple[float, ...]:
