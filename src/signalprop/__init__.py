@@ -2,7 +2,21 @@
 
 from . import activations, init, models, theory
 from .init import Fans, InitReport, fans, init_model
+from .probe import ProbeReport, compare, probe
 
 __version__ = "0.1.0"
 
-__all__ = ["Fans", "InitReport", "__version__", "activations", "fans", "init", "init_model", "models", "theory"]
+__all__ = [
+    "Fans",
+    "InitReport",
+    "ProbeReport",
+    "__version__",
+    "activations",
+    "compare",
+    "fans",
+    "init",
+    "init_model",
+    "models",
+    "probe",
+    "theory",
+]

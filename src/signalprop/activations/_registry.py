@@ -9,7 +9,7 @@ an :class:`Activation`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,8 @@ class Activation:
         torch_gain: ``(nonlinearity, param)`` for ``torch.nn.init.calculate_gain`` when it knows ``φ``.
         closed_form: the slope ``a`` when ``φ`` is ``x ↦ x`` for ``x ≥ 0`` and ``a·x`` below (identity,
             relu, leaky relu), for which the gains have closed forms.
+        bounds: ``(low, high)`` for a saturating activation (tanh, sigmoid, …), else ``None``.
+        spec: the string :func:`get` turns back into this activation (``None`` for callables).
     """
 
     name: str
@@ -72,6 +74,8 @@ class Activation:
     make_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
     torch_gain: tuple[str, float | None] | None = None
     closed_form: float | None = None
+    bounds: tuple[float, float] | None = None
+    spec: str | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
@@ -135,19 +139,19 @@ def _softplus(beta: float = 1.0, threshold: float = 20.0):
 
 
 def _softsign(**_):
-    return Activation("softsign", F.softsign, (), nn.Softsign)
+    return Activation("softsign", F.softsign, (), nn.Softsign, bounds=(-1.0, 1.0))
 
 
 def _tanh(**_):
-    return Activation("tanh", torch.tanh, (), nn.Tanh, ("tanh", None))
+    return Activation("tanh", torch.tanh, (), nn.Tanh, ("tanh", None), bounds=(-1.0, 1.0))
 
 
 def _sigmoid(**_):
-    return Activation("sigmoid", torch.sigmoid, (), nn.Sigmoid, ("sigmoid", None))
+    return Activation("sigmoid", torch.sigmoid, (), nn.Sigmoid, ("sigmoid", None), bounds=(0.0, 1.0))
 
 
 def _scaled_sigmoid(**_):
-    return Activation("scaled_sigmoid", scaled_sigmoid, (), ScaledSigmoid)
+    return Activation("scaled_sigmoid", scaled_sigmoid, (), ScaledSigmoid, bounds=(-2.0, 2.0))
 
 
 def _hardtanh(min_val: float = -1.0, max_val: float = 1.0):
@@ -155,7 +159,7 @@ def _hardtanh(min_val: float = -1.0, max_val: float = 1.0):
     if not lo < hi:
         raise ValueError(f"hardtanh needs min_val < max_val, got {lo} and {hi}")
     return Activation(f"hardtanh({lo:g}, {hi:g})", lambda x: F.hardtanh(x, lo, hi), (lo, hi),
-                      lambda: nn.Hardtanh(lo, hi))
+                      lambda: nn.Hardtanh(lo, hi), bounds=(lo, hi))
 
 
 _FACTORIES: dict[str, Callable[..., Activation]] = {
@@ -194,13 +198,26 @@ def get(name: str, *args: float, **params: float) -> Activation:
     except ValueError:
         raise ValueError(f"activation {name!r}: parameters after ':' must be numbers") from None
     try:
-        return _FACTORIES[key](*numbers, *args, **params)
+        act = _FACTORIES[key](*numbers, *args, **params)
     except TypeError as err:
         raise TypeError(f"activation {key!r}: {err}") from None
+    return _with_spec(act)
+
+
+def _with_spec(act: Activation) -> Activation:
+    """Attach the ``get`` string: ``leaky_relu(0.2)`` → ``leaky_relu:0.2``."""
+    base, _, params = act.name.partition("(")
+    spec = base if not params else base + ":" + ":".join(p.strip() for p in params.rstrip(")").split(","))
+    return replace(act, spec=spec)
+
+
+def from_module(module: nn.Module) -> Activation | None:
+    """Recognise torch's activation modules with their parameters (None for others)."""
+    act = _from_module(module)
+    return None if act is None else _with_spec(act)
 
 
 def _from_module(module: nn.Module) -> Activation | None:
-    """Recognise torch's activation modules with their parameters (None for others)."""
     # Order matters: ReLU6 is a Hardtanh; GELU carries its approximation.
     if isinstance(module, nn.Identity):
         return _identity()
@@ -239,7 +256,7 @@ def resolve(activation: str | nn.Module | Callable | Activation, *, kinks: tuple
     if isinstance(activation, str):
         return get(activation)
     if isinstance(activation, nn.Module):
-        known = _from_module(activation)
+        known = from_module(activation)
         if known is not None:
             return known
     if not callable(activation):

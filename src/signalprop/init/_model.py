@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .._checks import choice, floating_tensor, generator_matches
+from .._select import Selector, as_selectors, matches
 from .._table import format_table
 from ._fans import Fans, _module_fans
 from ..activations import gain as activation_gain
@@ -37,8 +37,6 @@ _KNOWN_LAYERS: tuple[type, ...] = (
     nn.EmbeddingBag,
 )
 NORMALIZATION = ("reset", "keep")
-
-Selector = str | type | Callable[[str, nn.Module], bool]
 
 
 @dataclass(frozen=True)
@@ -129,40 +127,12 @@ class _Plan:
     gain: float = 1.0
 
 
-def _as_selectors(value, param: str) -> list[Selector] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, type)) or callable(value):
-        return [value]
-    try:
-        items = list(value)
-    except TypeError:
-        raise TypeError(f"{param} must be a name glob, a module type, a predicate or a list of them") from None
-    for item in items:
-        if not (isinstance(item, (str, type)) or callable(item)):
-            raise TypeError(f"{param} entries must be name globs, module types or predicates, got {item!r}")
-    return items
-
-
-def _matches(selectors: list[Selector], name: str, module: nn.Module) -> bool:
-    for s in selectors:
-        if isinstance(s, str):
-            if fnmatch.fnmatchcase(name, s):
-                return True
-        elif isinstance(s, type):
-            if isinstance(module, s):
-                return True
-        elif s(name, module):
-            return True
-    return False
-
-
 def _plan(model, weight, bias, activation, generator, include, exclude, normalization) -> list[_Plan]:
     weight_scheme = parse_scheme(weight, "weight")
     bias_scheme = parse_scheme(bias, "bias")
     normalization = choice("normalization", normalization, NORMALIZATION)
-    includes = _as_selectors(include, "include")
-    excludes = _as_selectors(exclude, "exclude")
+    includes = as_selectors(include, "include")
+    excludes = as_selectors(exclude, "exclude")
     ones, zeros = parse_scheme("ones"), parse_scheme("zeros")
     gain_from_activation = None if activation is None else activation_gain(activation)
 
@@ -177,8 +147,8 @@ def _plan(model, weight, bias, activation, generator, include, exclude, normaliz
                 plans.append(_Plan(name, param, None, f"tied to {seen[id(param)]}"))
                 continue
             seen[id(param)] = name
-            if (includes is not None and not _matches(includes, name, module)) or (
-                excludes is not None and _matches(excludes, name, module)
+            if (includes is not None and not matches(includes, name, module)) or (
+                excludes is not None and matches(excludes, name, module)
             ):
                 plans.append(_Plan(name, param, None, "excluded"))
                 continue

@@ -88,8 +88,8 @@ _register("kaiming_normal", "he_normal", uses_gain=True, default_gain=math.sqrt(
 _register("lecun_uniform", uses_gain=True, **_vs(_squared, "fan_in", "uniform"))
 _register("lecun_normal", uses_gain=True, **_vs(_squared, "fan_in", "normal"))
 # Glorot & Bengio's "standard" init U[-1/sqrt(fan_in), 1/sqrt(fan_in)], Var = 1/(3·fan_in);
-# also what torch's Linear and Conv layers draw by default.
-_register("standard", "torch_default", **_vs(lambda gain: 1.0 / 3.0, "fan_in", "uniform"))
+# also the weight init of torch's Linear and Conv layers (whose biases are U[±1/sqrt(fan_in)] too).
+_register("standard", **_vs(lambda gain: 1.0 / 3.0, "fan_in", "uniform"))
 _register(
     "orthogonal",
     uses_gain=True,

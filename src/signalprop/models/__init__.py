@@ -1,5 +1,6 @@
-"""Built-in models for reports, experiments and tests."""
+"""Built-in models for probes, experiments and tests."""
 
-from ._mlp import mlp
+from ._mlp import NORMS, Residual, mlp
+from ._small import LSTMHead, cnn, lstm
 
-__all__ = ["mlp"]
+__all__ = ["NORMS", "LSTMHead", "Residual", "cnn", "lstm", "mlp"]

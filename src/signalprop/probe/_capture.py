@@ -1,0 +1,145 @@
+"""Hooks that record per-call statistics of selected modules' outputs and of their gradients.
+
+A forward hook on each selected module computes the output's statistics on the device when the module
+returns (before any in-place op that follows can change it) and registers a tensor hook on each floating
+output that requires grad, which computes the statistics of ``∂ℓ/∂output`` when backward reaches it.
+Nothing is synchronised with the host here; :meth:`Capture.collect` stacks everything and transfers once.
+Hooks are removed when the context exits, also on exceptions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .._select import Selector, as_selectors, matches
+from ..activations._registry import from_module
+from ._stats import STAT_FIELDS, tensor_stats, unit_dim
+
+@dataclass
+class _Call:
+    name: str
+    kind: str
+    role: str
+    activation: str | None
+    call: int
+    output: str
+    shape: tuple[int, ...]
+    fwd: torch.Tensor
+    bwd: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def tensor_leaves(obj, path: str = "") -> list[tuple[str, torch.Tensor]]:
+    """Tensors inside nested tuples, lists, dicts and namedtuples, with their paths (``[1][0]``, ``['out']``)."""
+    if isinstance(obj, torch.Tensor):
+        return [(path, obj)]
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (tuple, list)):
+        items = enumerate(obj)
+    else:
+        return []
+    leaves = []
+    for key, value in items:
+        leaves += tensor_leaves(value, f"{path}[{key!r}]")
+    return leaves
+
+
+def is_activation(module: nn.Module) -> bool:
+    """A module the registry recognises as an activation (the identity does not count)."""
+    act = from_module(module)
+    return act is not None and act.name != "identity"
+
+
+def _has_own_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+def default_selection(name: str, module: nn.Module) -> bool:
+    """Every module with parameters of its own, and every activation module."""
+    return _has_own_params(module) or is_activation(module)
+
+
+def select_modules(model: nn.Module, layers: Selector | list[Selector] | None) -> list[tuple[str, nn.Module]]:
+    selectors = as_selectors(layers, "layers")
+    chosen = []
+    for name, module in model.named_modules():
+        keep = default_selection(name, module) if selectors is None else matches(selectors, name, module)
+        if keep:
+            chosen.append((name or type(module).__name__, module))
+    return chosen
+
+
+class Capture:
+    """Context manager: while active, every call of a selected module appends a :class:`_Call`."""
+
+    def __init__(self, modules: list[tuple[str, nn.Module]], *, backward: bool = True):
+        self.modules = modules
+        self.backward = backward
+        self.calls: list[_Call] = []
+        self._handles: list = []
+        self._counts: dict[int, int] = {}
+
+    def __enter__(self) -> "Capture":
+        try:
+            for name, module in self.modules:
+                self._handles.append(module.register_forward_hook(self._hook(name)))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, inputs, output) -> None:
+            call = self._counts.get(id(module), 0)
+            self._counts[id(module)] = call + 1
+            act = from_module(module)
+            bounds = act.bounds if act is not None else None
+            role = "layer" if _has_own_params(module) else "activation" if is_activation(module) else "other"
+            for path, value in tensor_leaves(output):
+                if not value.dtype.is_floating_point or value.numel() == 0:
+                    continue
+                dim = unit_dim(module, value)
+                record = _Call(name, type(module).__name__, role, act.spec if act else None, call, path,
+                               tuple(value.shape),
+                               tensor_stats(value, dim, bounds))
+                self.calls.append(record)
+                if self.backward and value.requires_grad:
+                    value.register_hook(self._grad_hook(record, dim))
+
+        return hook
+
+    @staticmethod
+    def _grad_hook(record: _Call, dim: int):
+        def hook(grad: torch.Tensor) -> None:
+            record.bwd = tensor_stats(grad, dim)
+
+        return hook
+
+    def collect(self) -> list[dict]:
+        """Every call's statistics as plain floats: one device-to-host transfer for the lot."""
+        if not self.calls:
+            return []
+        nan = torch.full((len(STAT_FIELDS),), math.nan, device=self.calls[0].fwd.device)
+        stacked = torch.stack([torch.stack([c.fwd, nan if c.bwd is None else c.bwd.to(nan.device)]) for c in self.calls])
+        values = stacked.tolist()  # the one host synchronisation
+        rows = []
+        for c, (fwd, bwd) in zip(self.calls, values):
+            row = {"name": c.name, "kind": c.kind, "role": c.role, "activation": c.activation, "call": c.call,
+                   "output": c.output, "shape": c.shape}
+            row.update({f"fwd_{k}": v for k, v in zip(STAT_FIELDS, fwd)})
+            row.update({f"bwd_{k}": v for k, v in zip(STAT_FIELDS, bwd) if k != "saturated"})
+            rows.append(row)
+        return rows
