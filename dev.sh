@@ -25,7 +25,7 @@ setup() {
 task=${1:-}
 [ $# -gt 0 ] && shift
 case "$task" in
-    run)   setup; exec "$venv/bin/signalprop" init-report "$@" ;;
+    run)   setup; exec "$venv/bin/signalprop" probe "$@" ;;
     test)  setup; exec "$venv/bin/python" -m pytest "$@" ;;
     bench) setup; for b in benchmarks/bench_*.py; do "$venv/bin/python" "$b" "$@"; done ;;
     *)     echo "usage: ./dev.sh run|test|bench [args...]" >&2; exit 2 ;;

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from . import __version__
+from . import __version__, _probe_cli
 from . import activations as acts
 from . import theory
 from ._table import format_table
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--plot", metavar="FILE", help="write a PNG of the per-layer variances")
     th.add_argument("--json", action="store_true", help="print JSON")
     th.set_defaults(run=_theory)
+
+    _probe_cli.add_parser(sub)
     return parser
 
 

@@ -67,7 +67,7 @@ def mlp(
         width: hidden width.
         activation: a registered name (``signalprop.activations.NAMES``), an ``nn.Module`` or a callable.
         init: a scheme for :func:`signalprop.init_model` (He/Kaiming schemes get the activation's gain),
-            or ``None`` to keep torch's own layer init.
+            or ``None``/``"torch_default"`` to keep torch's own layer init (drawn from the global RNG).
         bias: whether the Linear layers have a bias.
         residual: hidden layers become ``h + φ(norm(W h + b))`` blocks (needs equal hidden widths).
         norm: ``"batch"`` or ``"layer"``: a normalization layer after each hidden Linear.
@@ -93,7 +93,7 @@ def mlp(
         else:
             layers.extend(block)
     model = nn.Sequential(*layers)
-    if init is not None:
+    if init is not None and init.lower() != "torch_default":
         he = init.lower().startswith(("kaiming", "he_"))
         init_model(model, init, activation=act if he else None, generator=generator)
     return model

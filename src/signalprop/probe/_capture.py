@@ -132,7 +132,7 @@ class Capture:
         """Every call's statistics as plain floats: one device-to-host transfer for the lot."""
         if not self.calls:
             return []
-        nan = torch.full((len(STAT_FIELDS),), math.nan, device=self.calls[0].fwd.device)
+        nan = torch.full((len(STAT_FIELDS),), math.nan, dtype=torch.float64, device=self.calls[0].fwd.device)
         stacked = torch.stack([torch.stack([c.fwd, nan if c.bwd is None else c.bwd.to(nan.device)]) for c in self.calls])
         values = stacked.tolist()  # the one host synchronisation
         rows = []

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 
-def plot_reports(reports, path, title: str | None = None) -> None:
+def _positive(v: float) -> float:
+    return v if v > 0 else float("nan")
+
+
+def _pyplot():
     try:
         import matplotlib
 
@@ -11,37 +15,49 @@ def plot_reports(reports, path, title: str | None = None) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'signalprop[plot]'") from None
-    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    for i, report in enumerate(reports):
-        color = f"C{i % 10}"
-        rows = report.layers
-        x = range(1, len(rows) + 1)
-        ax_f.semilogy(x, [max(r.fwd_var, 1e-300) for r in rows], color=color, marker="o", ms=2.5, label=report.label)
-        ax_b.semilogy(x, [max(r.bwd_var, 1e-300) for r in rows], color=color, marker="o", ms=2.5, label=report.label)
-        pred = report.prediction
-        if pred is not None and len(pred.q) == len(rows):
-            top = rows[-1].bwd_var
-            ax_f.semilogy(x, pred.q, color=color, ls="--", lw=1)
-            ax_b.semilogy(x, [g * top for g in pred.grad], color=color, ls="--", lw=1)
-    ax_f.set_title(r"forward: Var[$h^l$]")
-    ax_b.set_title(r"backward: Var[$\partial\ell/\partial h^l$]")
-    for ax in (ax_f, ax_b):
-        ax.set_xlabel("layer (modules with parameters)")
-        ax.grid(True, which="major", alpha=0.3)
-    ax_f.set_ylabel("variance")
-    handles, labels = ax_f.get_legend_handles_labels()
-    if any(r.prediction is not None for r in reports):
-        from matplotlib.lines import Line2D
+    return plt
 
-        handles.append(Line2D([], [], color="grey", ls="--", lw=1))
-        labels.append("mean-field prediction")
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+
+def plot_reports(reports, path, title: str | None = None) -> None:
+    """One row of two panels (forward, backward) for ``reports``."""
+    plot_groups([reports], [title], path)
+
+
+def plot_groups(groups, titles, path) -> None:
+    """One row of forward/backward panels per group of reports, written to ``path``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4.4 * len(groups)), squeeze=False)
+    for (ax_f, ax_b), reports, title in zip(axes, groups, titles):
+        _panel(ax_f, ax_b, reports, title)
+    fig.tight_layout()
     try:
         fig.savefig(path, dpi=110)
     except OSError as err:
         raise ValueError(f"cannot write {path}: {err.strerror}") from None
     finally:
         plt.close(fig)
+
+
+def _panel(ax_f, ax_b, reports, title) -> None:
+    for i, report in enumerate(reports):
+        color = f"C{i % 10}"
+        rows = report.layers
+        x = range(1, len(rows) + 1)
+        # a variance of exactly 0 (underflow in the network itself) leaves a gap in the line
+        ax_f.semilogy(x, [_positive(r.fwd_var) for r in rows], color=color, marker="o", ms=2.5, label=report.label)
+        ax_b.semilogy(x, [_positive(r.bwd_var) for r in rows], color=color, marker="o", ms=2.5, label=report.label)
+        pred = report.prediction
+        if pred is not None and len(pred.q) == len(rows):
+            top = rows[-1].bwd_var
+            ax_f.semilogy(x, pred.q, color=color, ls="--", lw=1)
+            ax_b.semilogy(x, [g * top for g in pred.grad], color=color, ls="--", lw=1)
+    prefix = f"{title}\n" if title else ""
+    ax_f.set_title(prefix + r"forward: Var[$h^l$]", fontsize=10)
+    ax_b.set_title(prefix + r"backward: Var[$\partial\ell/\partial h^l$]", fontsize=10)
+    for ax in (ax_f, ax_b):
+        ax.set_xlabel("layer (modules with parameters)")
+        ax.grid(True, which="major", alpha=0.3)
+    ax_f.set_ylabel("variance")
+    if any(r.prediction is not None for r in reports):
+        ax_f.plot([], [], color="grey", ls="--", lw=1, label="mean-field prediction")
+    ax_f.legend(fontsize=8, frameon=False)

@@ -104,7 +104,7 @@ class ProbeReport:
     def __str__(self) -> str:
         return self.table()
 
-    def verdict(self, k: float = 100.0) -> list:
+    def verdict(self, k: float = 1000.0) -> list:
         """Findings a user can act on, each naming layers and a fix (see :mod:`signalprop.probe._verdict`)."""
         from ._verdict import findings
 

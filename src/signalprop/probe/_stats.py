@@ -33,7 +33,7 @@ def unit_dim(module: nn.Module, tensor: torch.Tensor) -> int:
 
 
 def tensor_stats(x: torch.Tensor, dim: int, bounds: tuple[float, float] | None = None) -> torch.Tensor:
-    """A float32 vector of :data:`STAT_FIELDS` for ``x``, on ``x``'s device (no host synchronisation).
+    """A float64 vector of :data:`STAT_FIELDS` for ``x``, on ``x``'s device (no host synchronisation).
 
     ``nonfinite`` is the fraction of units holding a NaN or Inf on some sample: a non-finite value makes
     its unit's mean non-finite, so this costs nothing beyond the per-unit means.
@@ -50,21 +50,24 @@ def tensor_stats(x: torch.Tensor, dim: int, bounds: tuple[float, float] | None =
     shape = [1] * x.dim()
     shape[dim] = n_units
     col_mean = x.mean(dim=reduce)
-    centred = x - col_mean.view(shape)
+    # squares in float64: a float32 square underflows once values fall below ~1e-19, and vanishing
+    # signals are exactly what the probe must measure
+    centred = (x - col_mean.view(shape)).double()
     col_var = centred.square_().mean(dim=reduce)
     del centred  # free before the next temporary: two live activation-sized buffers cost page faults
+    col_mean = col_mean.double()
     mean = col_mean.mean()
     var = col_var.mean() + col_mean.var(correction=0)
     var_lo, var_hi = torch.aminmax(col_var)
     mean_lo, mean_hi = torch.aminmax(col_mean)
     nonfinite = (~torch.isfinite(col_mean)).float().mean()
     several = n_units > 1
-    dead = (col_var == 0).float().mean() if several else torch.zeros((), device=x.device)
+    dead = (col_var == 0).double().mean() if several else torch.zeros((), dtype=torch.float64, device=x.device)
     identical = ((var_hi == var_lo) & (mean_hi == mean_lo)).float() * several
     if bounds is None:
-        saturated = torch.full((), float("nan"), device=x.device)
+        saturated = torch.full((), float("nan"), dtype=torch.float64, device=x.device)
     else:
         lo, hi = bounds
         centre, reach = (lo + hi) / 2, 0.49 * (hi - lo)  # within 1% of the range from either bound
         saturated = (x - centre).abs_().ge_(reach).mean()  # in-place compare: no bool temporary
-    return torch.stack([mean, var, var_lo, var_hi, nonfinite, dead, identical, saturated]).float()
+    return torch.stack([mean, var, var_lo, var_hi, nonfinite, dead, identical, saturated]).double()
