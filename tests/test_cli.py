@@ -105,3 +105,53 @@ def test_analysis_command_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_probe_main_job(tmp_path, capsys):
+    assert main(["probe", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    runs = [line[3:] for line in out.splitlines() if line.startswith("-- ")]
+    assert runs == ["tanh, normal:0.01", "tanh, torch_default", "tanh, xavier_uniform", "tanh, xavier_normal",
+                    "sigmoid, xavier_uniform", "scaled_sigmoid, xavier_uniform"]
+    blocks = out.split("\n-- ")[1:]
+    assert "vanishing gradients" in blocks[0] and "vanishing gradients" in blocks[1]
+    assert "ok:" in blocks[2] and "ok:" in blocks[3]
+    assert "non-zero mean" in blocks[4] and "ok:" in blocks[5]
+    assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_probe_options_and_json(tmp_path, capsys):
+    argv = ["probe", "--depth", "6", "--width", "16", "--activation", "relu", "--init", "he_normal",
+            "--init", "xavier_uniform", "--batch", "32", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["label"] for d in data] == ["relu, he_normal", "relu, xavier_uniform"]
+    assert len([r for r in data[0]["rows"] if r["role"] == "layer"]) == 6
+    assert main(["probe", "--depth", "4", "--width", "8", "--residual", "--norm", "layer", "--init", "xavier_normal",
+                 "--out", str(tmp_path)]) == 0
+    assert "residual, layer norm" in capsys.readouterr().out
+
+
+def test_probe_user_model(tmp_path, capsys):
+    file = tmp_path / "net.py"
+    file.write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))\n"
+        "def broken():\n"
+        "    return 3\n"
+    )
+    assert main(["probe", "--model", f"{file}:make", "--input-shape", "3,8,8", "--batch", "4", "--out", str(tmp_path)]) == 0
+    assert "Conv2d" in capsys.readouterr().out
+    for argv, message in [
+        (["probe", "--model", f"{file}:make"], "--model needs --input-shape"),
+        (["probe", "--model", f"{file}:broken", "--input-shape", "3,8,8"], "returned int, not an nn.Module"),
+        (["probe", "--model", f"{file}:nothing", "--input-shape", "3,8,8"], "has no callable 'nothing'"),
+        (["probe", "--model", str(tmp_path / "missing.py") + ":make", "--input-shape", "3"], "no such file"),
+        (["probe", "--model", f"{file}:make", "--input-shape", "5,8,8"], "forward or backward pass failed"),
+        (["probe", "--model", f"{file}:make", "--input-shape", "3,x"], "comma-separated sizes"),
+        (["probe", "--activation", "nope"], "unknown activation 'nope'"),
+    ]:
+        assert main(argv + ["--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

@@ -2,7 +2,7 @@
 
 from . import activations, init, models, theory
 from .init import Fans, InitReport, fans, init_model
-from .probe import ProbeReport, compare, probe
+from .probing import ProbeReport, compare, probe
 
 __version__ = "0.1.0"
 

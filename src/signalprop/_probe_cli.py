@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .models import mlp
-from .probe import ProbeReport, probe, summary
-from .probe._plot import plot_groups
+from .probing import ProbeReport, probe, summary
+from .probing._plot import plot_groups
 
 SEED_RUNS = (
     ("tanh: N(0, 0.01) vs PyTorch's default vs Xavier",

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .._checks import choice, floating_tensor, generator_matches
+from .._moments import population_std
 from .._select import Selector, as_selectors, matches
 from .._table import format_table
 from ._fans import Fans, _module_fans
@@ -200,18 +201,11 @@ def _dry_run(plans: list[_Plan]) -> None:
 
 
 def _drawn_std(param: torch.Tensor) -> float | None:
-    """Sample std of the values written: ``sqrt((Σw² − (Σw)²/n) / (n − 1))``.
-
-    Two fast reductions (a norm and a sum) instead of ``Tensor.std``'s Welford pass, which costs 2–3×
-    as much on CPU; the cancellation is harmless because initial weights have mean ≈ 0.
-    """
+    """Sample std of the values written (Bessel-corrected), from :func:`population_std`."""
     if param.is_meta or param.numel() < 2:
         return None
-    w = param.detach()
-    n = w.numel()
-    total = float(w.sum(dtype=torch.float64) if w.dtype == torch.float64 else w.float().sum())
-    squares = float(torch.linalg.vector_norm(w, dtype=torch.float32 if w.dtype != torch.float64 else None)) ** 2
-    return math.sqrt(max(squares - total * total / n, 0.0) / (n - 1))
+    n = param.numel()
+    return float(population_std(param)) * math.sqrt(n / (n - 1))
 
 
 @torch.no_grad()

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .._moments import population_std
 from .._select import Selector
 from ._capture import Capture, select_modules, tensor_leaves
-from ._overlay import plain_mlp_prediction
+from ._overlay import plain_mlp_spec
 from ._report import ParamRow, ProbeReport, Row
 
 __all__ = ["probe"]
@@ -41,10 +42,12 @@ def preserved(model: nn.Module):
                 b.copy_(saved)
 
 
-def _as_inputs(inputs) -> tuple:
+def _as_inputs(inputs, model: nn.Module) -> tuple:
     args = inputs if isinstance(inputs, tuple) else (inputs,)
-    # floating inputs get requires_grad (on a new alias, not the user's tensor) so the backward pass
-    # reaches every layer even when parameters are frozen
+    if any(p.requires_grad for p in model.parameters()):
+        return args
+    # a frozen model: floating inputs get requires_grad (on a new alias, not the user's tensor) so the
+    # backward pass still reaches every layer
     return tuple(a.detach().requires_grad_(True) if isinstance(a, torch.Tensor) and a.dtype.is_floating_point else a
                  for a in args)
 
@@ -116,15 +119,15 @@ def probe(
     modules = select_modules(model, layers)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
-    args = _as_inputs(inputs)
-    prediction = plain_mlp_prediction(model, args)
+    args = _as_inputs(inputs, model)
+    spec = plain_mlp_spec(model, args)
     with preserved(model):
         with Capture(modules) as capture:
             output = model(*args)
             loss = _backward(output, target, loss_fn, grad_output, generator)
         rows = [Row(**r) for r in capture.collect()]
         params = _param_rows(model)
-    return ProbeReport(rows, params, label=label or type(model).__name__, prediction=prediction, loss=loss,
+    return ProbeReport(rows, params, label=label or type(model).__name__, mlp_spec=spec, loss=loss,
                        grad_source="loss" if loss_fn is not None else "normal")
 
 
@@ -135,8 +138,11 @@ def _param_rows(model: nn.Module) -> list[ParamRow]:
     device = named[0][1].device
     stats = []
     for _, p in named:
-        std = p.detach().float().std(correction=0) if p.numel() > 1 else torch.zeros((), device=p.device)
-        grad = p.grad.detach().float().norm() if p.grad is not None else torch.full((), math.nan, device=p.device)
+        std = population_std(p)
+        # in the gradient's dtype (a dtype= argument copies the tensor); a float32 norm reads 0 only when
+        # every entry is below ~1e-19, i.e. when the gradient has vanished anyway
+        grad = (torch.linalg.vector_norm(p.grad.detach()).double() if p.grad is not None
+                else torch.full((), math.nan, dtype=torch.float64, device=p.device))
         stats.append(torch.stack([std, grad]).to(device))
     values = torch.stack(stats).tolist()  # one host transfer
     return [ParamRow(n, tuple(p.shape), s, g) for (n, p), (s, g) in zip(named, values)]

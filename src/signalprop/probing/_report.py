@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 from .._table import format_table
 from ..theory import Prediction
+from ._overlay import prediction_from_spec
 
 __all__ = ["Row", "ParamRow", "ProbeReport", "compare"]
 
@@ -68,17 +70,21 @@ def _g(x: float, digits: int = 4) -> str:
     return f"{x + 0.0:.{digits}g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProbeReport:
     """Rows in forward (call) order, parameter rows, and the mean-field prediction when one applies."""
 
     rows: list[Row]
     params: list[ParamRow]
     label: str = "model"
-    prediction: Prediction | None = None
+    mlp_spec: dict | None = field(default=None, repr=False)
     loss: float | None = None
     grad_source: str = "normal"
-    meta: dict = field(default_factory=dict)
+
+    @cached_property
+    def prediction(self) -> Prediction | None:
+        """The mean-field prediction when the model is a plain MLP (computed on first access)."""
+        return prediction_from_spec(self.mlp_spec)
 
     @property
     def layers(self) -> list[Row]:
@@ -105,7 +111,7 @@ class ProbeReport:
         return self.table()
 
     def verdict(self, k: float = 1000.0) -> list:
-        """Findings a user can act on, each naming layers and a fix (see :mod:`signalprop.probe._verdict`)."""
+        """Findings a user can act on, each naming layers and a fix (see :mod:`signalprop.probing._verdict`)."""
         from ._verdict import findings
 
         return findings(self, k)
@@ -119,7 +125,6 @@ class ProbeReport:
             "params": [asdict(p) for p in self.params],
             "prediction": None if self.prediction is None else self.prediction.to_dict(),
             "verdict": [f.as_dict() for f in self.verdict()],
-            **self.meta,
         }
 
     def to_json(self, **kwargs) -> str:

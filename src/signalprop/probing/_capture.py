@@ -17,7 +17,7 @@ from torch import nn
 
 from .._select import Selector, as_selectors, matches
 from ..activations._registry import from_module
-from ._stats import STAT_FIELDS, tensor_stats, unit_dim
+from ._stats import STAT_FIELDS, summarize, unit_dim, unit_moments
 
 @dataclass
 class _Call:
@@ -83,6 +83,7 @@ class Capture:
         self.calls: list[_Call] = []
         self._handles: list = []
         self._counts: dict[int, int] = {}
+        self._scratch: dict = {}  # temporaries for the statistics, one buffer per shape
 
     def __enter__(self) -> "Capture":
         try:
@@ -100,6 +101,7 @@ class Capture:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._scratch.clear()
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs, output) -> None:
@@ -114,17 +116,16 @@ class Capture:
                 dim = unit_dim(module, value)
                 record = _Call(name, type(module).__name__, role, act.spec if act else None, call, path,
                                tuple(value.shape),
-                               tensor_stats(value, dim, bounds))
+                               unit_moments(value, dim, bounds, self._scratch))
                 self.calls.append(record)
                 if self.backward and value.requires_grad:
                     value.register_hook(self._grad_hook(record, dim))
 
         return hook
 
-    @staticmethod
-    def _grad_hook(record: _Call, dim: int):
+    def _grad_hook(self, record: _Call, dim: int):
         def hook(grad: torch.Tensor) -> None:
-            record.bwd = tensor_stats(grad, dim)
+            record.bwd = unit_moments(grad, dim, None, self._scratch)
 
         return hook
 
@@ -132,11 +133,20 @@ class Capture:
         """Every call's statistics as plain floats: one device-to-host transfer for the lot."""
         if not self.calls:
             return []
-        nan = torch.full((len(STAT_FIELDS),), math.nan, dtype=torch.float64, device=self.calls[0].fwd.device)
-        stacked = torch.stack([torch.stack([c.fwd, nan if c.bwd is None else c.bwd.to(nan.device)]) for c in self.calls])
-        values = stacked.tolist()  # the one host synchronisation
-        rows = []
-        for c, (fwd, bwd) in zip(self.calls, values):
+        device = self.calls[0].fwd.device
+        vectors = [v.to(device) for c in self.calls for v in (c.fwd, c.bwd) if v is not None]
+        flat = torch.cat(vectors).cpu().numpy()  # the one host synchronisation
+        nan = [math.nan] * len(STAT_FIELDS)
+        rows, at = [], 0
+        for c in self.calls:
+            stats = []
+            for v in (c.fwd, c.bwd):
+                if v is None:
+                    stats.append(nan)
+                    continue
+                stats.append(summarize(flat[at : at + v.numel()]))
+                at += v.numel()
+            fwd, bwd = stats
             row = {"name": c.name, "kind": c.kind, "role": c.role, "activation": c.activation, "call": c.call,
                    "output": c.output, "shape": c.shape}
             row.update({f"fwd_{k}": v for k, v in zip(STAT_FIELDS, fwd)})

@@ -1,0 +1,100 @@
+"""Moments of a layer's output (or its gradient).
+
+``unit`` is the axis that indexes units: channels (dim 1) for convolution-like outputs and 4-D/5-D
+tensors, the last dim otherwise (features of ``(batch, features)`` and ``(batch, time, features)``).
+
+Work is split in two. On the device, per tensor, :func:`unit_moments` reduces over everything but the
+unit axis: per-unit means and variances, plus the saturated fraction; a handful of kernels, no host sync.
+On the host, after the one transfer of all tensors' vectors, :func:`summarize` turns each into
+:data:`STAT_FIELDS` (overall ``Var = mean of per-unit variances + variance of per-unit means``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+STAT_FIELDS = (
+    "mean",  # over batch and features
+    "var",  # population variance over batch and features
+    "unit_var_min",  # spread of per-unit variances (the seed's "for all i")
+    "unit_var_max",
+    "nonfinite",  # fraction of units holding a NaN/Inf value
+    "dead",  # fraction of units constant over the batch (dead relu units, fully saturated units)
+    "identical",  # 1 when every unit has the same mean and variance as the others (an unbroken symmetry)
+    "saturated",  # fraction of values within 1% of a bounded activation's limits (NaN if unbounded)
+)
+_CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm,
+                  nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+
+
+def unit_dim(module: nn.Module, tensor: torch.Tensor) -> int:
+    """The axis of ``tensor`` that indexes units (see the module docs)."""
+    if tensor.dim() >= 4 or (tensor.dim() == 3 and isinstance(module, _CHANNEL_FIRST)):
+        return 1
+    return -1
+
+
+def unit_moments(x: torch.Tensor, dim: int, bounds: tuple[float, float] | None = None,
+                 scratch: dict | None = None) -> torch.Tensor:
+    """``[scale, saturated, unit means…, unit variances / scale²…]`` as one float32 device vector.
+
+    Squares of a vanishing signal underflow in float32 below ~1e-19, and a float64 copy of every tensor
+    would cost an allocation and a pass: the centred values are divided by ``scale`` (the largest
+    magnitude, a device scalar) before squaring, and :func:`summarize` multiplies ``scale²`` back in
+    float64. ``scratch`` (a dict the caller keeps) lends one buffer per shape for the temporaries, so a
+    pass over many layers allocates no activation-sized memory after the first layer of each shape.
+    """
+    x = x.detach()
+    if x.dtype != torch.float32:
+        x = x.float()
+    if x.dim() < 2:
+        x = x.reshape(-1, 1)
+        dim = 1
+    dim = dim % x.dim()
+    reduce = tuple(d for d in range(x.dim()) if d != dim)
+    shape = [1] * x.dim()
+    shape[dim] = x.shape[dim]
+    col_mean = x.mean(dim=reduce)
+    lo, hi = torch.aminmax(x)
+    scale = torch.maximum(hi, -lo).clamp_min_(1e-30)  # ≥ 1e-30 keeps 1/scale finite in float32
+    inv = scale.reciprocal()
+    buffer = _buffer(scratch, x)
+    centred = torch.addcmul((col_mean * -inv).view(shape), x, inv, out=buffer)  # (x − mean)/scale, one pass
+    col_var = centred.square_().mean(dim=reduce)
+    if bounds is None:
+        saturated = torch.full((1,), math.nan, device=x.device)
+    else:
+        low, high = bounds
+        centre, reach = (low + high) / 2, 0.49 * (high - low)  # within 1% of the range from either bound
+        saturated = torch.sub(x, centre, out=buffer).abs_().ge_(reach).mean().reshape(1)
+    return torch.cat([scale.reshape(1), saturated, col_mean, col_var])
+
+
+def _buffer(scratch: dict | None, x: torch.Tensor) -> torch.Tensor:
+    if scratch is None:
+        return torch.empty_like(x)
+    key = (tuple(x.shape), x.device)
+    buffer = scratch.get(key)
+    if buffer is None:
+        buffer = scratch[key] = torch.empty_like(x, memory_format=torch.contiguous_format)
+    return buffer
+
+
+def summarize(vector: np.ndarray) -> list[float]:
+    """:data:`STAT_FIELDS` from a :func:`unit_moments` vector (host side, float64)."""
+    scale, saturated = float(vector[0]), float(vector[1])
+    n = (len(vector) - 2) // 2
+    col_mean = vector[2 : 2 + n].astype(np.float64)
+    col_var = vector[2 + n :].astype(np.float64) * scale * scale
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = float(col_mean.mean())
+        var = float(col_var.mean() + col_mean.var())
+        nonfinite = float((~np.isfinite(col_mean)).mean())
+        several = n > 1
+        dead = float((col_var == 0).mean()) if several else 0.0
+        identical = float(several and col_var.max() == col_var.min() and col_mean.max() == col_mean.min())
+        return [mean, var, float(col_var.min()), float(col_var.max()), nonfinite, dead, identical, saturated]
