@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 
-def population_std(t: torch.Tensor) -> torch.Tensor:
-    """``sqrt(Σw²/n − (Σw/n)²)`` as a float64 device scalar, from a norm and a sum.
+def population_mean_std(t: torch.Tensor) -> torch.Tensor:
+    """``[Σw/n, sqrt(Σw²/n − (Σw/n)²)]`` as a float64 device vector, from a sum and a norm.
 
     Two fast reductions instead of ``Tensor.std``'s Welford pass, which costs 2–3× as much on CPU; the
     cancellation is harmless for weights and gradients, whose mean is small against their spread; a
@@ -19,6 +19,8 @@ def population_std(t: torch.Tensor) -> torch.Tensor:
     # reductions in the tensor's own dtype: a dtype= argument would copy the whole tensor first
     total = t.sum().double()
     mean_square = torch.linalg.vector_norm(t).double() ** 2 / n
-    var = mean_square - (total / n) ** 2
+    mean = total / n
+    var = mean_square - mean**2
     # below the rounding floor of the two sums the variance is indistinguishable from 0 (a constant tensor)
-    return torch.where(var > 1e-12 * mean_square, var, torch.zeros_like(var)).sqrt()
+    std = torch.where(var > 1e-12 * mean_square, var, torch.zeros_like(var)).sqrt()
+    return torch.stack([mean, std])

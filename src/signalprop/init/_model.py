@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .._checks import choice, floating_tensor, generator_matches
-from .._moments import population_std
+from .._moments import population_mean_std
 from .._select import Selector, as_selectors, matches
 from .._table import format_table
 from ._fans import Fans, _module_fans
@@ -201,11 +201,11 @@ def _dry_run(plans: list[_Plan]) -> None:
 
 
 def _drawn_std(param: torch.Tensor) -> float | None:
-    """Sample std of the values written (Bessel-corrected), from :func:`population_std`."""
+    """Sample std of the values written (Bessel-corrected), from :func:`population_mean_std`."""
     if param.is_meta or param.numel() < 2:
         return None
     n = param.numel()
-    return float(population_std(param)) * math.sqrt(n / (n - 1))
+    return float(population_mean_std(param)[1]) * math.sqrt(n / (n - 1))
 
 
 @torch.no_grad()

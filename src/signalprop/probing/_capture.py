@@ -136,17 +136,15 @@ class Capture:
         device = self.calls[0].fwd.device
         vectors = [v.to(device) for c in self.calls for v in (c.fwd, c.bwd) if v is not None]
         flat = torch.cat(vectors).cpu().numpy()  # the one host synchronisation
+        pieces, at = [], 0
+        for v in vectors:
+            pieces.append(flat[at : at + v.numel()])
+            at += v.numel()
+        summaries = iter(summarize(pieces))
         nan = [math.nan] * len(STAT_FIELDS)
-        rows, at = [], 0
+        rows = []
         for c in self.calls:
-            stats = []
-            for v in (c.fwd, c.bwd):
-                if v is None:
-                    stats.append(nan)
-                    continue
-                stats.append(summarize(flat[at : at + v.numel()]))
-                at += v.numel()
-            fwd, bwd = stats
+            fwd, bwd = (nan if v is None else next(summaries) for v in (c.fwd, c.bwd))
             row = {"name": c.name, "kind": c.kind, "role": c.role, "activation": c.activation, "call": c.call,
                    "output": c.output, "shape": c.shape}
             row.update({f"fwd_{k}": v for k, v in zip(STAT_FIELDS, fwd)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -10,10 +11,14 @@ from torch import nn
 from ..activations._registry import from_module
 from ..theory import Prediction, predict
 
+if TYPE_CHECKING:
+    from ._report import ParamRow
 
-def plain_mlp_spec(model: nn.Module, args: tuple) -> dict | None:
+
+def plain_mlp_spec(model: nn.Module, args: tuple, params: list[ParamRow]) -> dict | None:
     """Arguments for ``theory.predict`` matching the probed model: each layer's actual
-    ``σ_w² = fan_in·mean(W²)``, the mean ``σ_b²``, the widths and the input's mean square.
+    ``σ_w² = fan_in·mean(W²)`` (``mean(W²) = std² + mean²`` from the probe's parameter rows), the mean
+    ``σ_b²``, the widths and the input's mean square.
 
     Returns ``None`` unless ``model`` is an ``nn.Sequential`` alternating ``nn.Linear`` and one
     activation the registry knows (the same one throughout), ending with a Linear.
@@ -29,18 +34,19 @@ def plain_mlp_spec(model: nn.Module, args: tuple) -> dict | None:
     x = args[0]
     if x.dim() != 2 or x.shape[1] != linears[0].in_features or x.is_meta:
         return None
-    def mean_square(t):
-        return float(torch.linalg.vector_norm(t.detach())) ** 2 / t.numel()
-
-    sigma_w2 = [mean_square(m.weight) * m.in_features for m in linears]
-    biases = [mean_square(m.bias) for m in linears if m.bias is not None]
+    mean_square = {row.name: row.std**2 + row.mean**2 for row in params}
+    names = [str(i) for i in range(0, len(model), 2)]
+    if any(f"{n}.weight" not in mean_square for n in names):
+        return None  # an empty weight
+    sigma_w2 = [mean_square[f"{n}.weight"] * m.in_features for n, m in zip(names, linears)]
+    biases = [mean_square[f"{n}.bias"] for n in names if f"{n}.bias" in mean_square]
     sigma_b2 = sum(biases) / len(biases) if biases else 0.0
     if not all(math.isfinite(v) for v in (*sigma_w2, sigma_b2)):
         return None  # a NaN weight: nothing to predict
     widths = [linears[0].in_features] + [m.out_features for m in linears]
     act = known[0] if known else from_module(nn.Identity())
-    return {"act": act, "depth": len(linears), "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "q0": mean_square(x),
-            "widths": widths}
+    q0 = float(torch.linalg.vector_norm(x.detach())) ** 2 / x.numel()
+    return {"act": act, "depth": len(linears), "sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "q0": q0, "widths": widths}
 
 
 def prediction_from_spec(spec: dict | None) -> Prediction | None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .._moments import population_std
+from .._moments import population_mean_std
 from .._select import Selector
 from ._capture import Capture, select_modules, tensor_leaves
 from ._overlay import plain_mlp_spec
@@ -120,13 +120,13 @@ def probe(
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     args = _as_inputs(inputs, model)
-    spec = plain_mlp_spec(model, args)
     with preserved(model):
         with Capture(modules) as capture:
             output = model(*args)
             loss = _backward(output, target, loss_fn, grad_output, generator)
         rows = [Row(**r) for r in capture.collect()]
         params = _param_rows(model)
+    spec = plain_mlp_spec(model, args, params)
     return ProbeReport(rows, params, label=label or type(model).__name__, mlp_spec=spec, loss=loss,
                        grad_source="loss" if loss_fn is not None else "normal")
 
@@ -138,11 +138,11 @@ def _param_rows(model: nn.Module) -> list[ParamRow]:
     device = named[0][1].device
     stats = []
     for _, p in named:
-        std = population_std(p)
+        mean_std = population_mean_std(p)
         # in the gradient's dtype (a dtype= argument copies the tensor); a float32 norm reads 0 only when
         # every entry is below ~1e-19, i.e. when the gradient has vanished anyway
         grad = (torch.linalg.vector_norm(p.grad.detach()).double() if p.grad is not None
-                else torch.full((), math.nan, dtype=torch.float64, device=p.device))
-        stats.append(torch.stack([std, grad]).to(device))
+                else torch.full((1,), math.nan, dtype=torch.float64, device=p.device))
+        stats.append(torch.cat([mean_std, grad.reshape(1)]).to(device))
     values = torch.stack(stats).tolist()  # one host transfer
-    return [ParamRow(n, tuple(p.shape), s, g) for (n, p), (s, g) in zip(named, values)]
+    return [ParamRow(n, tuple(p.shape), *v) for (n, p), v in zip(named, values)]

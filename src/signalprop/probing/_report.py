@@ -56,10 +56,11 @@ class Row:
 
 @dataclass(frozen=True)
 class ParamRow:
-    """A parameter's std and the norm of its gradient in the probe's backward pass."""
+    """A parameter's mean and (population) std, and the norm of its gradient in the probe's backward pass."""
 
     name: str
     shape: tuple[int, ...]
+    mean: float
     std: float
     grad_norm: float
 

@@ -70,7 +70,8 @@ def unit_moments(x: torch.Tensor, dim: int, bounds: tuple[float, float] | None =
     else:
         low, high = bounds
         centre, reach = (low + high) / 2, 0.49 * (high - low)  # within 1% of the range from either bound
-        saturated = torch.sub(x, centre, out=buffer).abs_().ge_(reach).mean().reshape(1)
+        distance = torch.abs(x, out=buffer) if centre == 0 else torch.sub(x, centre, out=buffer).abs_()
+        saturated = distance.ge_(reach).mean().reshape(1)
     return torch.cat([scale.reshape(1), saturated, col_mean, col_var])
 
 
@@ -84,17 +85,33 @@ def _buffer(scratch: dict | None, x: torch.Tensor) -> torch.Tensor:
     return buffer
 
 
-def summarize(vector: np.ndarray) -> list[float]:
-    """:data:`STAT_FIELDS` from a :func:`unit_moments` vector (host side, float64)."""
-    scale, saturated = float(vector[0]), float(vector[1])
-    n = (len(vector) - 2) // 2
-    col_mean = vector[2 : 2 + n].astype(np.float64)
-    col_var = vector[2 + n :].astype(np.float64) * scale * scale
+def summarize(vectors: list[np.ndarray]) -> list[list[float]]:
+    """:data:`STAT_FIELDS` for each :func:`unit_moments` vector (host side, float64), vectorised over
+    the vectors of equal length."""
+    out: list[list[float] | None] = [None] * len(vectors)
+    by_length: dict[int, list[int]] = {}
+    for i, v in enumerate(vectors):
+        by_length.setdefault(len(v), []).append(i)
+    for length, idx in by_length.items():
+        for i, stats in zip(idx, _summarize_block(np.stack([vectors[i] for i in idx]).astype(np.float64))):
+            out[i] = stats
+    return out
+
+
+def _summarize_block(block: np.ndarray) -> list[list[float]]:
+    n = (block.shape[1] - 2) // 2
+    scale, saturated = block[:, 0], block[:, 1]
+    col_mean = block[:, 2 : 2 + n]
+    col_var = block[:, 2 + n :] * (scale * scale)[:, None]
     with np.errstate(invalid="ignore", over="ignore"):
-        mean = float(col_mean.mean())
-        var = float(col_var.mean() + col_mean.var())
-        nonfinite = float((~np.isfinite(col_mean)).mean())
-        several = n > 1
-        dead = float((col_var == 0).mean()) if several else 0.0
-        identical = float(several and col_var.max() == col_var.min() and col_mean.max() == col_mean.min())
-        return [mean, var, float(col_var.min()), float(col_var.max()), nonfinite, dead, identical, saturated]
+        mean = col_mean.mean(axis=1)
+        var = col_var.mean(axis=1) + col_mean.var(axis=1)
+        var_min, var_max = col_var.min(axis=1), col_var.max(axis=1)
+        nonfinite = (~np.isfinite(col_mean)).mean(axis=1)
+        if n > 1:
+            dead = (col_var == 0).mean(axis=1)
+            identical = ((var_max == var_min) & (col_mean.max(axis=1) == col_mean.min(axis=1))).astype(np.float64)
+        else:
+            dead = identical = np.zeros(len(block))
+    columns = (mean, var, var_min, var_max, nonfinite, dead, identical, saturated)
+    return np.stack(columns, axis=1).tolist()
