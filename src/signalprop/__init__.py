@@ -1,7 +1,8 @@
 """signalprop: stable deep-network training in PyTorch, and why it is or is not stable."""
 
-from . import activations, init, models, theory
+from . import activations, clip, init, models, monitor, theory
 from .init import Fans, InitReport, fans, init_model
+from .monitor import Monitor
 from .probing import ProbeReport, compare, probe
 
 __version__ = "0.1.0"
@@ -9,14 +10,17 @@ __version__ = "0.1.0"
 __all__ = [
     "Fans",
     "InitReport",
+    "Monitor",
     "ProbeReport",
     "__version__",
     "activations",
+    "clip",
     "compare",
     "fans",
     "init",
     "init_model",
     "models",
+    "monitor",
     "probe",
     "theory",
 ]

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 import torch
 
-from . import __version__, _probe_cli
+from . import __version__, _probe_cli, _watch_cli
 from . import activations as acts
 from . import theory
+from ._plotting import pyplot, save
 from ._table import format_table
 from .init import SCHEMES, init_model
 from .models import mlp
@@ -150,15 +151,8 @@ def _theory(args: argparse.Namespace) -> int:
 
 
 def _plot_prediction(pred: theory.Prediction, path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ValueError("--plot needs matplotlib: pip install 'signalprop[plot]'") from None
     layers = range(1, pred.depth + 1)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.0))
     ax.semilogy(layers, pred.q, marker="o", ms=3, label=r"forward: Var $h^l$ ($q^l$)")
     ax.semilogy(layers, pred.grad, marker="s", ms=3, label=r"backward: Var $\partial\ell/\partial h^l$ (relative)")
     ax.set_xlabel("layer")
@@ -166,13 +160,7 @@ def _plot_prediction(pred: theory.Prediction, path: str) -> None:
     ax.set_title(f"mean-field prediction: {pred.activation}, σ_w² = {pred.sigma_w2[0]:.4g}, σ_b² = {pred.sigma_b2:g}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as err:
-        raise ValueError(f"cannot write {path}: {err.strerror}") from None
-    finally:
-        plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def _positive_int(text: str) -> int:
@@ -222,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     th.set_defaults(run=_theory)
 
     _probe_cli.add_parser(sub)
+    _watch_cli.add_parser(sub)
     return parser
 
 

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
+from .._plotting import pyplot, save
+
 
 def _positive(v: float) -> float:
     return v if v > 0 else float("nan")
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install 'signalprop[plot]'") from None
-    return plt
 
 
 def plot_reports(reports, path, title: str | None = None) -> None:
@@ -25,17 +16,10 @@ def plot_reports(reports, path, title: str | None = None) -> None:
 
 def plot_groups(groups, titles, path) -> None:
     """One row of forward/backward panels per group of reports, written to ``path``."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4.4 * len(groups)), squeeze=False)
+    fig, axes = pyplot().subplots(len(groups), 2, figsize=(11, 4.4 * len(groups)), squeeze=False)
     for (ax_f, ax_b), reports, title in zip(axes, groups, titles):
         _panel(ax_f, ax_b, reports, title)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as err:
-        raise ValueError(f"cannot write {path}: {err.strerror}") from None
-    finally:
-        plt.close(fig)
+    save(fig, path)
 
 
 def _panel(ax_f, ax_b, reports, title) -> None:

@@ -1,0 +1,355 @@
+"""``Monitor``: per-layer signal statistics on every training step, with one host transfer per logged step.
+
+The training loop::
+
+    with Monitor(model, sinks=["train.jsonl"], clip="norm:1.0") as monitor:
+        for x, y in loader:
+            loss = loss_fn(model(x), y)
+            loss.backward()              # (repeat forward/backward to accumulate gradients)
+            monitor.step(loss)           # after backward, before optimizer.step()
+            optimizer.step()
+            optimizer.zero_grad()
+
+On a logged step each selected layer's forward hook adds ``Σh`` and ``Σh²`` of its output (and, for
+relu-like activations, the fraction of dead units) to a list of device scalars, and a hook on the output
+adds ``Σ∂ℓ/∂h`` and ``Σ(∂ℓ/∂h)²`` when backward reaches it. ``step()`` adds each parameter's norm and
+gradient norm (one foreach kernel each), the update ratio ``‖Δw‖/‖w‖`` when due, the loss and the clip
+factor, then moves the whole list to the host in one transfer. Nothing else synchronises.
+
+With gradient accumulation the parameter statistics are those of the accumulated ``.grad`` that the
+optimizer will use, and the layer moments pool every micro-batch of the step. Forward passes run with
+gradients disabled (evaluation) are not recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .. import clip as _clip
+from .._select import Selector, as_selectors, matches
+from ..activations._registry import from_module
+from ..probing._capture import tensor_leaves
+from ..probing._stats import unit_dim
+from ._record import BWD, DEAD, FWD, HIST, Thresholds, alerts, build_record
+from ._sinks import as_sink
+
+__all__ = ["Monitor", "NonFiniteError"]
+
+_RELU_LIKE = {"relu", "relu6"}
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised by ``Monitor(raise_on_nonfinite=True)``; ``.alert`` names the step and the layer."""
+
+    def __init__(self, alert: dict):
+        super().__init__(alert["message"])
+        self.alert = alert
+
+
+def _relu_like(module: nn.Module) -> bool:
+    act = from_module(module)
+    return act is not None and act.name in _RELU_LIKE
+
+
+def _default_layer(name: str, module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False)) or _relu_like(module)
+
+
+def parse_clip(clip) -> Callable[[nn.Module], object] | None:
+    """``None``, ``"norm:MAX[:TYPE]"``, ``"value:C"``, ``"agc:λ"`` or a callable ``clip(model)``."""
+    if clip is None or callable(clip):
+        return clip
+    if not isinstance(clip, str):
+        raise TypeError(f"clip must be None, a string like 'norm:1.0' or a callable, got {type(clip).__name__}")
+    kind, _, rest = clip.partition(":")
+    try:
+        args = [float(a) for a in rest.split(":")] if rest else []
+    except ValueError:
+        raise ValueError(f"clip {clip!r}: arguments must be numbers") from None
+    if kind == "norm" and len(args) in (1, 2) and args[0] > 0:
+        return lambda model: _clip.clip_grad_norm_(model.parameters(), *args, report=True)
+    if kind == "value" and len(args) == 1 and args[0] > 0:
+        return lambda model: _clip.clip_grad_value_(model.parameters(), args[0], report=True)
+    if kind == "agc" and len(args) in (1, 2) and args[0] > 0:
+        return lambda model: _clip.adaptive_clip_grad_(model, *args)
+    raise ValueError(f"clip must be 'norm:MAX[:TYPE]', 'value:C' or 'agc:LAMBDA[:EPS]' with positive numbers, "
+                     f"got {clip!r}")
+
+
+class Monitor:
+    """Watch a model's training: the seed's per-layer moments, norms, update sizes and NaN/Inf, every step.
+
+    Args:
+        model: the ``nn.Module`` being trained.
+        every: log every k-th step (hooks do nothing on the others).
+        sinks: where records go: sink objects, or paths (``.jsonl``, ``.csv``).
+        clip: gradient clipping applied in ``step()`` after the gradients are measured:
+            ``"norm:1.0"``, ``"value:0.5"``, ``"agc:0.01"`` or ``clip(model)``.
+        layers: module types, name globs or predicates (default: modules with parameters of their
+            own, and relu-like activations for the dead-unit fraction).
+        thresholds: when to raise alerts (:class:`Thresholds`).
+        raise_on_nonfinite: raise :class:`NonFiniteError` at the first logged step holding NaN/Inf.
+        update_every: measure ``‖Δw‖/‖w‖`` every k-th step (it needs a copy of the weights from the
+            step before); 0 turns it off.
+        summary: print a short summary to stderr when the context exits.
+    """
+
+    def __init__(self, model: nn.Module, *, every: int = 1, sinks: Iterable = (), clip=None,
+                 layers: Selector | list[Selector] | None = None, thresholds: Thresholds | None = None,
+                 raise_on_nonfinite: bool = False, update_every: int = 10, summary: bool = True):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        for name, value, low in (("every", every, 1), ("update_every", update_every, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self.model = model
+        self.every = every
+        self.update_every = update_every
+        self.thresholds = thresholds or Thresholds()
+        self.raise_on_nonfinite = raise_on_nonfinite
+        self.summary = summary
+        self._clip = parse_clip(clip)
+        self._clip_name = clip if isinstance(clip, str) else getattr(clip, "__name__", None)
+        selectors = as_selectors(layers, "layers")
+        self._layers = [(name or type(m).__name__, m) for name, m in model.named_modules()
+                        if (_default_layer(name, m) if selectors is None else matches(selectors, name, m))]
+        self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.sinks = [as_sink(s) for s in sinks]
+        self._histogram_bins = max((getattr(s, "bins", 64) for s in self.sinks if s.histograms), default=0)
+        self.alerts: list[dict] = []
+        self.last: dict | None = None
+        self._handles: list = []
+        self._step = 0
+        self._logged = 0
+        self._values: list[torch.Tensor] = []
+        self._meta: list[tuple] = []
+        self._snapshot: list[torch.Tensor] | None = None
+        self._snapshot_norms: list[torch.Tensor] = []
+        self._snapshot_ready = False
+        self._norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._started = 0.0
+        self._active = False
+
+    # ------------------------------------------------------------------ context
+    def __enter__(self) -> "Monitor":
+        try:
+            for index, (_, module) in enumerate(self._layers):
+                self._handles.append(module.register_forward_hook(self._forward_hook(index, _relu_like(module))))
+            for index, (_, p) in enumerate(self._params):
+                self._handles.append(p.register_post_accumulate_grad_hook(self._param_hook(index)))
+        except BaseException:
+            self._remove()
+            raise
+        self._started = time.perf_counter()
+        self._active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+        for sink in self.sinks:
+            sink.close()
+        if self.summary:
+            print(self.summary_text(), file=sys.stderr)
+
+    def _remove(self) -> None:
+        self._active = False
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._values.clear()
+        self._meta.clear()
+        self._snapshot, self._snapshot_ready = None, False
+        self._norms.clear()
+
+    @property
+    def logging(self) -> bool:
+        """Whether the current step (since the last ``step()``) is recorded."""
+        return self._step % self.every == 0
+
+    # ------------------------------------------------------------------ hooks
+    def _forward_hook(self, index: int, dead_only: bool):
+        def hook(module, inputs, output):
+            if not (self._active and self.logging and torch.is_grad_enabled()):
+                return
+            leaves = [t for _, t in tensor_leaves(output) if t.dtype.is_floating_point and t.numel() > 0]
+            if not leaves:
+                return
+            h = leaves[0]  # the main output (LSTM: out, not (h, c))
+            x = h.detach()
+            if dead_only:
+                unit = unit_dim(module, x) % x.dim()
+                dims = [d for d in range(x.dim()) if d != unit]
+                self._values.append((x.amax(dim=dims) <= 0 if dims else x <= 0).float().mean())
+                self._meta.append((index, DEAD, 1))
+                return
+            self._add_sums(index, FWD, x)
+            if self._histogram_bins:
+                self._add_histogram(index, x)
+            if h.requires_grad:
+                h.register_hook(self._grad_hook(index))
+
+        return hook
+
+    def _grad_hook(self, index: int):
+        def hook(grad: torch.Tensor) -> None:
+            if self._active:
+                self._add_sums(index, BWD, grad.detach())
+
+        return hook
+
+    def _add_sums(self, index: int, what: str, x: torch.Tensor) -> None:
+        """``Σx`` and ``Σx²`` (a dot product: one BLAS call) as float32 device scalars."""
+        flat = x.reshape(-1)
+        if flat.dtype != torch.float32 and flat.dtype != torch.float64:
+            flat = flat.float()
+        self._values += [flat.sum(), torch.dot(flat, flat)]
+        self._meta.append((index, what, flat.numel()))
+
+    def _add_histogram(self, index: int, x: torch.Tensor) -> None:
+        """Counts in ``bins`` equal bins over ``[min, max]``, with min and max kept on the device: the
+        values are mapped to ``[0, bins]`` there, so ``histc`` gets constant bounds and nothing syncs."""
+        bins = self._histogram_bins
+        flat = x.reshape(-1).float()
+        lo, hi = torch.aminmax(flat)
+        scaled = (flat - lo) * (bins / (hi - lo).clamp_min(1e-30))
+        counts = torch.histc(scaled, bins=bins, min=0, max=bins)
+        self._values += [lo, hi, counts]
+        self._meta.append((index, HIST, bins))
+
+    # ------------------------------------------------------------------ step
+    @torch.no_grad()
+    def step(self, loss: torch.Tensor | float | None = None) -> dict | None:
+        """Close the current step: measure parameters, clip, and on a logged step transfer and write the
+        record (returned; ``None`` on other steps). Call after ``backward()``, before ``optimizer.step()``."""
+        if not self._active:
+            raise RuntimeError("Monitor.step() outside the monitor's `with` block")
+        logging = self.logging
+        extras: dict[str, int] = {}
+        tail: list[torch.Tensor] = []
+        snapshot_due = self._snapshot_due()
+        weight_norms = None
+        if logging or snapshot_due:
+            weight_norms = self._weight_norms()
+        if logging:
+            grads = [p.grad for _, p in self._params if p.grad is not None]
+            tail += weight_norms + self._grad_norms()
+            extras.update(param_norm=len(weight_norms), grad_norm=len(grads))
+            if self._snapshot_ready:
+                weights = [p.detach() for _, p in self._params]
+                torch._foreach_sub_(self._snapshot, weights)  # the buffer now holds −Δw
+                tail += [d / n.clamp_min(1e-30) for d, n in zip(_clip.norms(self._snapshot), self._snapshot_norms)]
+                extras["update_ratio"] = len(self._params)
+            if loss is not None:
+                tail.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
+                extras["loss"] = 1
+        self._snapshot_ready = False
+        if self._clip is not None:
+            result = self._clip(self.model)
+            if logging and isinstance(result, _clip.Clipped) and result.factor.numel():
+                tail.append(result.factor.amin())
+                extras["clip_factor"] = 1
+        if snapshot_due:
+            self._take_snapshot(weight_norms)
+        self._norms.clear()
+        record = None
+        if logging:
+            record = self._log(extras, tail)
+        self._values.clear()
+        self._meta.clear()
+        self._step += 1
+        if record is not None and self.raise_on_nonfinite:
+            bad = next((a for a in record["alerts"] if a["kind"] == "nonfinite"), None)
+            if bad:
+                raise NonFiniteError(bad)
+        return record
+
+    def _param_hook(self, index: int):
+        """After a parameter's gradient is accumulated: its norm and the weight's, while both are in
+        cache. With gradient accumulation the last micro-batch's call, on the summed gradient, wins."""
+        def hook(p: torch.Tensor) -> None:
+            if self._active and self.logging:
+                w = p.detach()
+                self._norms[index] = (torch.linalg.vector_norm(w), torch.linalg.vector_norm(p.grad))
+
+        return hook
+
+    def _weight_norms(self) -> list[torch.Tensor]:
+        missing = [i for i in range(len(self._params)) if i not in self._norms]
+        computed = dict(zip(missing, _clip.norms([self._params[i][1].detach() for i in missing])))
+        return [self._norms[i][0] if i in self._norms else computed[i] for i in range(len(self._params))]
+
+    def _grad_norms(self) -> list[torch.Tensor]:
+        """One per parameter holding a gradient (which a hook may not have seen: set by hand, or clipped)."""
+        out = []
+        for i, (_, p) in enumerate(self._params):
+            if p.grad is not None:
+                out.append(self._norms[i][1] if i in self._norms else torch.linalg.vector_norm(p.grad.detach()))
+        return out
+
+    def _snapshot_due(self) -> bool:
+        """Whether to copy the weights now, so the next step's record holds ``‖Δw‖/‖w‖`` for the optimizer
+        step that follows this call."""
+        upcoming = self._step + 1
+        return bool(self.update_every) and upcoming % self.update_every == 0 and upcoming % self.every == 0
+
+    def _take_snapshot(self, norms: list[torch.Tensor]) -> None:
+        weights = [p.detach() for _, p in self._params]
+        if self._snapshot is None:  # allocated once, reused
+            self._snapshot = [torch.empty_like(w) for w in weights]
+        for buffer, w in zip(self._snapshot, weights):
+            buffer.copy_(w)
+        self._snapshot_norms = norms
+        self._snapshot_ready = True
+
+    def _log(self, extras: dict, tail: list[torch.Tensor]) -> dict:
+        pieces = self._values + tail
+        if pieces:
+            device = pieces[0].device
+            flat = torch.cat([p.reshape(-1).to(device) for p in pieces])
+            values = flat.tolist()  # the one host transfer of the step
+        else:
+            values = []
+        layers = [(name, type(m).__name__) for name, m in self._layers]
+        params = [(n, p.grad is not None) for n, p in self._params]
+        record = build_record(self._step, values, self._meta, layers, params, extras)
+        record["time"] = time.perf_counter() - self._started
+        if self._clip_name:
+            record["clip"] = self._clip_name
+        record["alerts"] = alerts(record, self.thresholds)
+        self.alerts += record["alerts"]
+        self.last = record
+        self._logged += 1
+        for sink in self.sinks:
+            sink.write(record)
+        return record
+
+    # ------------------------------------------------------------------ summary
+    def summary_text(self) -> str:
+        """A few lines: steps seen and logged, the first alert of each kind, the last record's extremes."""
+        lines = [f"signalprop monitor: {self._step} steps, {self._logged} logged"]
+        seen = set()
+        for a in self.alerts:
+            if a["kind"] not in seen:
+                seen.add(a["kind"])
+                count = sum(1 for b in self.alerts if b["kind"] == a["kind"])
+                lines.append(f"  {a['kind']} ({count} logged steps), first: {a['message']}")
+        last = self.last
+        if last and last["layers"]:
+            fwd = [r for r in last["layers"] if r["fwd_var"] is not None]
+            bwd = [r for r in last["layers"] if r["bwd_var"] is not None]
+            if fwd:
+                lo, hi = min(fwd, key=lambda r: r["fwd_var"]), max(fwd, key=lambda r: r["fwd_var"])
+                lines.append(f"  step {last['step']}: Var[h] from {lo['fwd_var']:.3g} ({lo['name']}) to "
+                             f"{hi['fwd_var']:.3g} ({hi['name']})")
+            if bwd:
+                lo, hi = min(bwd, key=lambda r: r["bwd_var"]), max(bwd, key=lambda r: r["bwd_var"])
+                lines.append(f"  step {last['step']}: Var[∂ℓ/∂h] from {lo['bwd_var']:.3g} ({lo['name']}) to "
+                             f"{hi['bwd_var']:.3g} ({hi['name']})")
+        if not self.alerts and self._logged:
+            lines.append("  no alerts")
+        return "\n".join(lines)
