@@ -12,8 +12,9 @@ The training loop::
 
 On a logged step each selected layer's forward hook adds ``Σh`` and ``Σh²`` of its output (and, for
 relu-like activations, the fraction of dead units) to a list of device scalars, and a hook on the output
-adds ``Σ∂ℓ/∂h`` and ``Σ(∂ℓ/∂h)²`` when backward reaches it. ``step()`` adds each parameter's norm and
-gradient norm (one foreach kernel each), the update ratio ``‖Δw‖/‖w‖`` when due, the loss and the clip
+adds ``Σ∂ℓ/∂h`` and ``Σ(∂ℓ/∂h)²`` when backward reaches it. Each parameter's gradient norm is taken as its
+gradient is accumulated (in cache); every ``update_every`` steps ``step()`` adds the weight norms and the
+update ratio ``‖Δw‖/‖w‖``; the loss and the clip
 factor, then moves the whole list to the host in one transfer. Nothing else synchronises.
 
 With gradient accumulation the parameter statistics are those of the accumulated ``.grad`` that the
@@ -94,8 +95,9 @@ class Monitor:
             own, and relu-like activations for the dead-unit fraction).
         thresholds: when to raise alerts (:class:`Thresholds`).
         raise_on_nonfinite: raise :class:`NonFiniteError` at the first logged step holding NaN/Inf.
-        update_every: measure ``‖Δw‖/‖w‖`` every k-th step (it needs a copy of the weights from the
-            step before); 0 turns it off.
+        update_every: every k-th step, each weight's norm and ``‖Δw‖/‖w‖`` (the update the optimizer
+            made after the step before, from a copy of the weights taken then). Weights move slowly and
+            each of these reads the whole model, so they are not measured every step; 0 turns them off.
         summary: print a short summary to stderr when the context exits.
     """
 
@@ -129,9 +131,8 @@ class Monitor:
         self._values: list[torch.Tensor] = []
         self._meta: list[tuple] = []
         self._snapshot: list[torch.Tensor] | None = None
-        self._snapshot_norms: list[torch.Tensor] = []
         self._snapshot_ready = False
-        self._norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._grad_norm_cache: dict[int, torch.Tensor] = {}
         self._started = 0.0
         self._active = False
 
@@ -164,7 +165,7 @@ class Monitor:
         self._values.clear()
         self._meta.clear()
         self._snapshot, self._snapshot_ready = None, False
-        self._norms.clear()
+        self._grad_norm_cache.clear()
 
     @property
     def logging(self) -> bool:
@@ -232,18 +233,19 @@ class Monitor:
         extras: dict[str, int] = {}
         tail: list[torch.Tensor] = []
         snapshot_due = self._snapshot_due()
-        weight_norms = None
-        if logging or snapshot_due:
-            weight_norms = self._weight_norms()
         if logging:
-            grads = [p.grad for _, p in self._params if p.grad is not None]
-            tail += weight_norms + self._grad_norms()
-            extras.update(param_norm=len(weight_norms), grad_norm=len(grads))
-            if self._snapshot_ready:
+            grad_norms = self._grad_norms()
+            tail += grad_norms
+            extras["grad_norm"] = len(grad_norms)
+            if self.update_every and self._step % self.update_every == 0:
                 weights = [p.detach() for _, p in self._params]
-                torch._foreach_sub_(self._snapshot, weights)  # the buffer now holds −Δw
-                tail += [d / n.clamp_min(1e-30) for d, n in zip(_clip.norms(self._snapshot), self._snapshot_norms)]
-                extras["update_ratio"] = len(self._params)
+                tail += _clip.norms(weights)
+                extras["param_norm"] = len(weights)
+                if self._snapshot_ready:
+                    before = _clip.norms(self._snapshot)
+                    torch._foreach_sub_(self._snapshot, weights)  # the buffer now holds −Δw
+                    tail += [d / n.clamp_min(1e-30) for d, n in zip(_clip.norms(self._snapshot), before)]
+                    extras["update_ratio"] = len(weights)
             if loss is not None:
                 tail.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
                 extras["loss"] = 1
@@ -254,8 +256,8 @@ class Monitor:
                 tail.append(result.factor.amin())
                 extras["clip_factor"] = 1
         if snapshot_due:
-            self._take_snapshot(weight_norms)
-        self._norms.clear()
+            self._take_snapshot()
+        self._grad_norm_cache.clear()
         record = None
         if logging:
             record = self._log(extras, tail)
@@ -269,27 +271,19 @@ class Monitor:
         return record
 
     def _param_hook(self, index: int):
-        """After a parameter's gradient is accumulated: its norm and the weight's, while both are in
-        cache. With gradient accumulation the last micro-batch's call, on the summed gradient, wins."""
+        """After a parameter's gradient is accumulated: its norm, while it is in cache. With gradient
+        accumulation the last micro-batch's call, on the summed gradient, wins."""
         def hook(p: torch.Tensor) -> None:
             if self._active and self.logging:
-                w = p.detach()
-                self._norms[index] = (torch.linalg.vector_norm(w), torch.linalg.vector_norm(p.grad))
+                self._grad_norm_cache[index] = torch.linalg.vector_norm(p.grad)
 
         return hook
 
-    def _weight_norms(self) -> list[torch.Tensor]:
-        missing = [i for i in range(len(self._params)) if i not in self._norms]
-        computed = dict(zip(missing, _clip.norms([self._params[i][1].detach() for i in missing])))
-        return [self._norms[i][0] if i in self._norms else computed[i] for i in range(len(self._params))]
-
     def _grad_norms(self) -> list[torch.Tensor]:
-        """One per parameter holding a gradient (which a hook may not have seen: set by hand, or clipped)."""
-        out = []
-        for i, (_, p) in enumerate(self._params):
-            if p.grad is not None:
-                out.append(self._norms[i][1] if i in self._norms else torch.linalg.vector_norm(p.grad.detach()))
-        return out
+        """One per parameter holding a gradient (which a hook may not have seen: set by hand, say)."""
+        cache = self._grad_norm_cache
+        return [cache[i] if i in cache else torch.linalg.vector_norm(p.grad.detach())
+                for i, (_, p) in enumerate(self._params) if p.grad is not None]
 
     def _snapshot_due(self) -> bool:
         """Whether to copy the weights now, so the next step's record holds ``‖Δw‖/‖w‖`` for the optimizer
@@ -297,13 +291,12 @@ class Monitor:
         upcoming = self._step + 1
         return bool(self.update_every) and upcoming % self.update_every == 0 and upcoming % self.every == 0
 
-    def _take_snapshot(self, norms: list[torch.Tensor]) -> None:
+    def _take_snapshot(self) -> None:
         weights = [p.detach() for _, p in self._params]
         if self._snapshot is None:  # allocated once, reused
             self._snapshot = [torch.empty_like(w) for w in weights]
         for buffer, w in zip(self._snapshot, weights):
             buffer.copy_(w)
-        self._snapshot_norms = norms
         self._snapshot_ready = True
 
     def _log(self, extras: dict, tail: list[torch.Tensor]) -> dict:

@@ -54,8 +54,9 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
     ``meta`` describes ``values`` in order: ``(layer index, FWD|BWD, n)`` for two values ``Σx, Σx²``;
     ``(layer index, DEAD, units)`` for one value; ``(layer index, HIST, bins)`` for ``min, max`` and
     ``bins`` counts. What follows the layer values is described by ``extras`` (name → slot count, in order):
-    ``param_norm`` and ``update_ratio`` (one per parameter), ``grad_norm`` (one per parameter that has a
-    gradient: ``params`` holds ``(name, has_grad)``), ``loss``, ``clip_factor``.
+    ``grad_norm`` (one per parameter that has a gradient: ``params`` holds ``(name, has_grad)``), then
+    ``param_norm`` and ``update_ratio`` (one per parameter, on the steps that measure them), ``loss``,
+    ``clip_factor``.
     """
     sums: dict[int, dict] = {}
     order: list[int] = []  # layers in forward order of their first call this step
@@ -106,12 +107,13 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
     for key, count in extras.items():
         tail[key] = values[at : at + count]
         at += count
-    if "param_norm" in tail:
+    if "grad_norm" in tail:
         grads = iter(tail["grad_norm"])
         ratios = tail.get("update_ratio") or [None] * len(params)
+        weight_norms = tail.get("param_norm") or [None] * len(params)
         record["params"] = [
             {"name": name, "norm": norm, "grad_norm": next(grads) if has else None, "update_ratio": ratio}
-            for (name, has), norm, ratio in zip(params, tail["param_norm"], ratios)]
+            for (name, has), norm, ratio in zip(params, weight_norms, ratios)]
         record["grad_norm"] = math.sqrt(sum(g * g for g in tail["grad_norm"])) if tail["grad_norm"] else None
     record["loss"] = tail["loss"][0] if tail.get("loss") else None
     record["clip_factor"] = tail["clip_factor"][0] if tail.get("clip_factor") else None
