@@ -7,11 +7,13 @@ import importlib.util
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .init import init_model, lsuv_
 from .models import mlp
 from .probing import ProbeReport, probe, summary
 from .probing._plot import plot_groups
@@ -24,12 +26,22 @@ SEED_RUNS = (
 )
 
 
+def _lsuv(model: nn.Module, shape: tuple[int, ...], generator: torch.Generator) -> None:
+    """LSUV fitted on its own batch (not the one the probe then measures)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the probe's verdict tells the story
+        lsuv_(model, torch.randn(shape, generator=generator), generator=generator)
+
+
 def _mlp_report(args, activation: str, init: str) -> ProbeReport:
     generator = torch.Generator().manual_seed(args.seed)
+    data_driven = init.lower() == "lsuv"
     with torch.random.fork_rng():  # torch's own layer init draws from the global RNG
         torch.manual_seed(args.seed)
-        model = mlp(args.depth, args.width, activation, init, residual=args.residual, norm=args.norm,
-                    generator=generator)
+        model = mlp(args.depth, args.width, activation, None if data_driven else init, residual=args.residual,
+                    norm=args.norm, generator=generator)
+    if data_driven:
+        _lsuv(model, (args.batch, args.width), generator)
     x = torch.randn(args.batch, args.width, generator=generator)
     return probe(model, x, generator=generator, label=f"{activation}, {init}")
 
@@ -53,7 +65,7 @@ def _load_factory(spec: str):
     return factory
 
 
-def _shape(text: str) -> tuple[int, ...]:
+def shape_arg(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in text.split(","))
     except ValueError:
@@ -63,11 +75,11 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def _user_report(args) -> ProbeReport:
+def user_model(args) -> nn.Module:
+    """The model from ``--model file.py:factory``, built under ``--seed``."""
     if args.input_shape is None:
         raise ValueError("--model needs --input-shape, e.g. --input-shape 3,32,32")
     factory = _load_factory(args.model)
-    generator = torch.Generator().manual_seed(args.seed)
     with torch.random.fork_rng():
         torch.manual_seed(args.seed)
         try:
@@ -76,9 +88,15 @@ def _user_report(args) -> ProbeReport:
             raise ValueError(f"--model: the factory raised {type(err).__name__}: {err}") from None
     if not isinstance(model, nn.Module):
         raise ValueError(f"--model: the factory returned {type(model).__name__}, not an nn.Module")
-    if args.init:
-        from .init import init_model
+    return model
 
+
+def _user_report(args) -> ProbeReport:
+    model = user_model(args)
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.init and args.init[0].lower() == "lsuv":
+        _lsuv(model, (args.batch, *args.input_shape), generator)
+    elif args.init:
         init_model(model, args.init[0], generator=generator)
     x = torch.randn((args.batch, *args.input_shape), generator=generator)
     try:
@@ -125,7 +143,8 @@ def add_parser(sub) -> None:
     p.add_argument("--width", type=int, default=256, help="width (default 256)")
     p.add_argument("--activation", default=None, metavar="NAME", help="activation (default: the seed's runs)")
     p.add_argument("--init", action="append", metavar="SCHEME",
-                   help="weight scheme; repeat to compare (torch_default keeps PyTorch's own init)")
+                   help="weight scheme; repeat to compare (torch_default keeps PyTorch's own init, "
+                        "lsuv fits every layer to unit variance on a batch)")
     p.add_argument("--residual", action="store_true", help="residual blocks h + φ(W h + b)")
     p.add_argument("--norm", choices=["batch", "layer"], default=None, help="normalization after each hidden Linear")
     p.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
@@ -134,5 +153,5 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=".", metavar="DIR", help="where probe.png goes (default .)")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
     p.add_argument("--model", metavar="FILE.py:FACTORY", help="probe your own model: a factory returning an nn.Module")
-    p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="input shape without the batch dim")
+    p.add_argument("--input-shape", type=shape_arg, metavar="C,H,W", help="input shape without the batch dim")
     p.set_defaults(run=run)

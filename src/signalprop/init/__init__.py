@@ -21,6 +21,7 @@ from ._initializers import (
     xavier_uniform_,
     zeros_,
 )
+from ._lsuv import LSUVLayer, LSUVReport, lsuv_
 from ._model import InitReport, ParamInit, init_model
 from ._schemes import SCHEMES
 
@@ -31,6 +32,8 @@ __all__ = [
     "TRUNCATED_NORMAL_STD",
     "Fans",
     "InitReport",
+    "LSUVLayer",
+    "LSUVReport",
     "ParamInit",
     "constant_",
     "fans",
@@ -39,6 +42,7 @@ __all__ = [
     "kaiming_uniform_",
     "lecun_normal_",
     "lecun_uniform_",
+    "lsuv_",
     "normal_",
     "ones_",
     "orthogonal_",
