@@ -1,7 +1,8 @@
 """init_model vs the equivalent torch.nn.init calls on a ~100M-parameter MLP: time and peak memory.
 
-Each measurement runs in a fresh process (so peak RSS is its own); the two variants alternate over
-several rounds in the same run, and the figures reported are ratios of medians.
+Each measurement runs in a fresh process (so peak RSS is its own), after a warm-up of the same variant
+on a tiny model; the variants alternate over several rounds in the same run, and the figures reported
+are ratios of medians.
 
     ./dev.sh bench            # or: .venv/bin/python benchmarks/bench_init.py [--rounds N] [--width W]
 """
@@ -36,7 +37,18 @@ def worker(variant: str, depth: int, width: int, scheme: str) -> dict:
     from signalprop import init_model
     from signalprop.models import mlp
 
-    torch.set_num_threads(torch.get_num_threads())
+    def run(model: torch.nn.Module, generator: torch.Generator) -> None:
+        if variant.startswith("signalprop"):
+            init_model(model, scheme, "zeros", generator=generator, measure=variant == "signalprop")
+        else:
+            fill = getattr(torch.nn.init, scheme + "_")
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    fill(module.weight, generator=generator)
+                    torch.nn.init.zeros_(module.bias)
+
+    # warm-up on a tiny model: one-time operator and library start-up is not the cost being compared
+    run(mlp(2, 8, "tanh"), torch.Generator().manual_seed(0))
     with torch.device("meta"):
         model = mlp(depth, width, "tanh")
     model.to_empty(device="cpu")
@@ -46,14 +58,7 @@ def worker(variant: str, depth: int, width: int, scheme: str) -> dict:
     generator = torch.Generator().manual_seed(0)
     base = _rss_bytes()
     start = time.perf_counter()
-    if variant.startswith("signalprop"):
-        init_model(model, scheme, "zeros", generator=generator, measure=variant == "signalprop")
-    else:
-        fill = getattr(torch.nn.init, scheme + "_")
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                fill(module.weight, generator=generator)
-                torch.nn.init.zeros_(module.bias)
+    run(model, generator)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     params = sum(p.numel() for p in model.parameters())

@@ -223,3 +223,20 @@ def test_half_precision_model():
     init_model(model, "orthogonal")
     w = model[0].weight.float()
     assert torch.allclose(w @ w.T, torch.eye(32), atol=0.05)
+
+
+def test_large_weight_drawn_std_is_read_off_a_spread_sample():
+    # 2048 × 2048 = 4M values, more than twice the 2**20-value sample: the sample holds 256 chunks
+    # spread over the whole tensor, so a change in its last quarter shows, and the std matches the
+    # target to the sample's own standard error.
+    model = nn.Sequential(nn.Linear(2048, 2048))
+    report = init_model(model, "xavier_normal", generator=torch.Generator().manual_seed(0))
+    n, var = 2**20, report["0.weight"].target_std ** 2
+    assert abs(report["0.weight"].drawn_std ** 2 - var) < var_tolerance(n, var, 3.0)
+    model2 = nn.Sequential(nn.Linear(2048, 2048))
+    with torch.no_grad():
+        model2[0].weight.normal_(generator=torch.Generator().manual_seed(1))
+        model2[0].weight[1536:].mul_(3.0)  # the last quarter drawn with 3× the std
+    drawn = init_model(model2, "xavier_normal", include=["*.bias"])["0.weight"].drawn_std
+    # the whole tensor's std is sqrt((3·1 + 9)/4) = sqrt(3)
+    assert abs(drawn**2 - 3.0) < 0.05

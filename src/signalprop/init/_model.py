@@ -200,12 +200,34 @@ def _dry_run(plans: list[_Plan]) -> None:
         p.scheme.fill(scratch, Fans(2, 2), p.gain, p.scheme.arg, probe_gen)
 
 
+# The drawn std of a large tensor is read off an evenly spaced sample of contiguous chunks: 2**20 values
+# give it to a relative standard error of 1/sqrt(2·2**20) ≈ 0.07%, at a fixed cost instead of a full read.
+_SAMPLE_CHUNK = 4096
+_SAMPLE_CHUNKS = 256
+
+
+def _measured_values(param: torch.Tensor) -> torch.Tensor:
+    """The values the drawn std is computed from: all of them, or 256 evenly spaced 4096-value chunks."""
+    flat = param.detach().reshape(-1)
+    chunks = flat.numel() // _SAMPLE_CHUNK
+    if chunks <= 2 * _SAMPLE_CHUNKS:
+        return flat
+    step = chunks // _SAMPLE_CHUNKS
+    grid = flat[: chunks * _SAMPLE_CHUNK].view(chunks, _SAMPLE_CHUNK)
+    return grid[::step][:_SAMPLE_CHUNKS]
+
+
 def _drawn_std(param: torch.Tensor) -> float | None:
-    """Sample std of the values written (Bessel-corrected), from :func:`population_mean_std`."""
+    """Sample std of the values written (Bessel-corrected), from :func:`population_mean_std`.
+
+    Tensors of more than ``2·256·4096`` values are measured on 256 evenly spaced chunks of 4096 values
+    (2**20 values, a relative standard error of 0.07%), so measuring costs the same for any model size.
+    """
     if param.is_meta or param.numel() < 2:
         return None
-    n = param.numel()
-    return float(population_mean_std(param)[1]) * math.sqrt(n / (n - 1))
+    values = _measured_values(param)
+    n = values.numel()
+    return float(population_mean_std(values)[1]) * math.sqrt(n / (n - 1))
 
 
 @torch.no_grad()
@@ -247,8 +269,8 @@ def init_model(
             module type, or ``predicate(name, module)``); the others are kept.
         exclude: parameters matching one of these are kept.
         normalization: ``"reset"`` or ``"keep"`` for normalization layers.
-        measure: record each parameter's drawn std (one extra read of every parameter, about 8% of the
-            init time on CPU; pass ``False`` for very large models).
+        measure: record each parameter's drawn std (a read of every parameter up to 2**21 values, and of
+            an evenly spaced 2**20-value sample of larger ones; ``False`` skips it).
 
     Returns:
         :class:`InitReport` with each parameter's name, shape, fans, scheme, target and drawn std.
