@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from . import __version__, _lsuv_cli, _probe_cli, _watch_cli
+from . import __version__, _experiment_cli, _lsuv_cli, _probe_cli, _watch_cli
 from . import activations as acts
 from . import theory
 from ._plotting import pyplot, save
@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _probe_cli.add_parser(sub)
     _watch_cli.add_parser(sub)
     _lsuv_cli.add_parser(sub)
+    _experiment_cli.add_parser(sub)
     return parser
 
 
