@@ -1,6 +1,6 @@
 """signalprop: stable deep-network training in PyTorch, and why it is or is not stable."""
 
-from . import activations, clip, init, models, monitor, theory
+from . import activations, clip, distributed, init, models, monitor, theory
 from .init import Fans, InitReport, fans, init_model
 from .monitor import Monitor
 from .probing import ProbeReport, compare, probe
@@ -16,6 +16,7 @@ __all__ = [
     "activations",
     "clip",
     "compare",
+    "distributed",
     "fans",
     "init",
     "init_model",

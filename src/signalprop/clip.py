@@ -7,6 +7,15 @@ fraction of it that was touched.
 
 ``clip_grad_norm_`` and ``clip_grad_value_`` compute exactly what ``torch.nn.utils`` computes (the same
 kernels in the same order, so the results are bit-identical).
+
+Under FSDP2 (``fully_shard``: parameters and gradients are DTensors sharded over a 1-D device mesh) the
+total norm is global: each rank sums ``‖g_r‖_p^p`` over its shards, one ``all_reduce`` adds them (``max``
+for the ∞-norm), and every shard is scaled by the same factor; the norm comes back as an ordinary
+tensor, equal on every rank. Under DDP the gradients are already whole and equal on every rank, so the
+plain computation is the global one. Adaptive clipping needs whole units: FSDP2 shards dim 0, which keeps
+every output row of a Linear or Conv weight on one rank; vectors (biases) are one unit, whose norms
+take one ``all_reduce`` for all of them; units split across ranks (a ConvTranspose weight, whose output
+channels are dim 1; a shard along another dim) raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ._select import Selector, as_selectors, matches
+from .distributed import local, shard_group
 
 __all__ = ["Clipped", "adaptive_clip_grad_", "clip_grad_norm_", "clip_grad_value_"]
 
@@ -125,7 +135,11 @@ def clip_grad_norm_(
     params = _with_grads(parameters)
     max_norm, norm_type = float(max_norm), float(norm_type)
     grads = [p.grad for p in params]
-    norm = total_norm(grads, norm_type, foreach=foreach)
+    if any(shard_group(g) is not None for g in grads):
+        grads = [local(g) for g in grads]
+        norm = _sharded_total_norm(params, grads, norm_type, foreach)
+    else:
+        norm = total_norm(grads, norm_type, foreach=foreach)
     if error_if_nonfinite and torch.logical_or(norm.isnan(), norm.isinf()):
         raise RuntimeError(f"the total norm of order {norm_type} of the gradients is non-finite, so it cannot "
                            "be clipped; pass error_if_nonfinite=False to scale by it anyway")
@@ -147,6 +161,28 @@ def clip_grad_norm_(
     return Clipped(params, factor, (factor < 1).to(factor.dtype), norm)
 
 
+def _one_group(params: list[Tensor]):
+    groups = {shard_group(p.grad) for p in params} - {None}
+    if len(groups) > 1:
+        raise ValueError("gradients sharded over different process groups cannot be clipped together")
+    return groups.pop()
+
+
+def _sharded_total_norm(params: list[Tensor], grads: list[Tensor], norm_type: float, foreach) -> Tensor:
+    """The global p-norm of gradients some of which are shards: ``(all_reduce(Σ‖shard‖^p) + Σ‖whole‖^p)^(1/p)``."""
+    group = _one_group(params)
+    sharded = [g for p, g in zip(params, grads) if shard_group(p.grad) is not None]
+    whole = [g for p, g in zip(params, grads) if shard_group(p.grad) is None]
+    part = total_norm(sharded, norm_type, foreach=foreach).float()
+    rest = total_norm(whole, norm_type, foreach=foreach).float().to(part.device)
+    if norm_type == float("inf"):
+        torch.distributed.all_reduce(part, op=torch.distributed.ReduceOp.MAX, group=group)
+        return torch.maximum(part, rest)
+    part = part**norm_type
+    torch.distributed.all_reduce(part, group=group)
+    return (part + rest**norm_type) ** (1.0 / norm_type)
+
+
 @torch.no_grad()
 def clip_grad_value_(parameters, clip_value: float, *, foreach: bool | None = None,
                      report: bool = False) -> Clipped | None:
@@ -157,7 +193,7 @@ def clip_grad_value_(parameters, clip_value: float, *, foreach: bool | None = No
     """
     params = _with_grads(parameters)
     clip_value = float(clip_value)
-    grads = [p.grad for p in params]
+    grads = [local(p.grad) for p in params]  # elementwise: each shard on its own
     if report:
         peak = torch.stack([g.detach().abs().amax().float().to(grads[0].device) for g in grads]) if grads \
             else torch.zeros(0)
@@ -193,6 +229,30 @@ def unit_norms(tensor: Tensor, *, layout: str = "out_first", groups: int = 1) ->
     dims = (1, *range(3, grouped.dim()))
     norms = torch.linalg.vector_norm(grouped, dim=dims, keepdim=True)  # (groups, 1, out/g, 1, …)
     return norms.expand_as(grouped).reshape(shape)
+
+
+def _sharded_vector_norms(targets: list[tuple[Tensor, str, int]]) -> dict[int, tuple[Tensor, Tensor]]:
+    """Whole-vector norms ``(‖w‖, ‖g‖)`` of sharded vectors (one unit each), from one ``all_reduce`` of
+    their shards' squared norms; checks that every sharded matrix keeps its units whole on each rank."""
+    vectors = []
+    for p, layout, _ in targets:
+        if shard_group(p) is None:
+            continue
+        if p.dim() <= 1:
+            vectors.append(p)
+            continue
+        dims = {q.dim for q in p.placements if q.is_shard()}
+        if layout != "out_first" or dims != {0}:
+            raise ValueError(f"adaptive clipping needs whole units on each rank, but a {tuple(p.shape)} "
+                             f"{'in-first (ConvTranspose) ' if layout != 'out_first' else ''}weight is sharded along "
+                             f"dim(s) {sorted(dims)}, which splits its output units across ranks")
+    if not vectors:
+        return {}
+    squares = torch.stack([torch.linalg.vector_norm(local(t)).float() ** 2
+                           for p in vectors for t in (p.detach(), p.grad.detach())])
+    torch.distributed.all_reduce(squares, group=_one_group(vectors))
+    roots = squares.sqrt()
+    return {id(p): (roots[2 * i], roots[2 * i + 1]) for i, p in enumerate(vectors)}
 
 
 def _agc_targets(module_or_parameters, exclude) -> list[tuple[Tensor, str, int]]:
@@ -231,13 +291,19 @@ def adaptive_clip_grad_(module_or_parameters, clipping: float = 0.01, eps: float
     if clipping <= 0 or eps < 0:
         raise ValueError(f"need clipping > 0 and eps >= 0, got clipping={clipping}, eps={eps}")
     targets = _agc_targets(module_or_parameters, exclude)
+    vector_norms = _sharded_vector_norms(targets)
     factors, fractions = [], []
     for p, layout, groups in targets:
-        limit = unit_norms(p.detach(), layout=layout, groups=groups).clamp(min=eps).mul_(clipping)
-        norm = unit_norms(p.grad.detach(), layout=layout, groups=groups)
+        if id(p) in vector_norms:
+            weight_norm, grad_norm = vector_norms[id(p)]
+        else:
+            weight_norm = unit_norms(local(p.detach()), layout=layout, groups=groups)
+            grad_norm = unit_norms(local(p.grad.detach()), layout=layout, groups=groups)
+        limit = weight_norm.clamp(min=eps).mul_(clipping)
+        norm = grad_norm
         over = norm > limit
         scale = torch.where(over, limit / norm.clamp(min=1e-6), torch.ones_like(norm))
-        p.grad.mul_(scale)
+        local(p.grad).mul_(scale)
         factors.append(scale.amin().float())
         fractions.append(over.float().mean())
     params = [p for p, _, _ in targets]

@@ -60,13 +60,17 @@ def train(
     evals: int = 10,
     clip: Callable[[nn.Module], object] | None = None,
     momentum: float = 0.0,
+    rmsprop: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> History:
-    """``steps`` SGD updates on minibatches drawn with replacement of epochs (a fresh permutation each
+    """``steps`` SGD (or, with ``rmsprop``, RMSProp) updates on minibatches drawn with replacement of epochs (a fresh permutation each
     epoch), cross-entropy loss; ``evals`` evaluation points spread over the run (the last at ``steps``).
     ``clip(model)`` runs between backward and the update; ``on_step(k)`` is told of ``k`` more steps done
     (for a progress bar: a diverged run reports its skipped rest at once)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    if rmsprop:
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=lr, momentum=momentum)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     loss_fn = nn.CrossEntropyLoss()
     marks = {max(1, round(steps * (k + 1) / evals)) for k in range(evals)}
     history = History()

@@ -50,7 +50,9 @@ def run(ctx: Context) -> None:
                 prof["predicted_fwd_var"] = list(pred.q)
                 prof["predicted_bwd_var"] = list(pred.grad)
                 runs[act][init] = prof
-                worst = max(abs(m / p - 1) for m, p in zip(prof["fwd_var"], pred.q) if p > 0)
+                # below float32's range (~1e-38) the measured variance underflows to 0: not compared
+                comparable = [(m, p) for m, p in zip(prof["fwd_var"], pred.q) if p > 1e-30]
+                worst = max((abs(m / p - 1) for m, p in comparable), default=None)
                 rows.append([act, INIT_LABELS[init], prof["fwd_var"][0], prof["fwd_var"][-2],
                              _bottom_over_top(prof["bwd_var"]), pred.grad[0], worst])
                 advance()

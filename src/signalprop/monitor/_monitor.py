@@ -11,11 +11,21 @@ The training loop::
             optimizer.zero_grad()
 
 On a logged step each selected layer's forward hook adds ``Σh`` and ``Σh²`` of its output (and, for
-relu-like activations, the fraction of dead units) to a list of device scalars, and a hook on the output
-adds ``Σ∂ℓ/∂h`` and ``Σ(∂ℓ/∂h)²`` when backward reaches it. Each parameter's gradient norm is taken as its
-gradient is accumulated (in cache); every ``update_every`` steps ``step()`` adds the weight norms and the
-update ratio ``‖Δw‖/‖w‖``; the loss and the clip
-factor, then moves the whole list to the host in one transfer. Nothing else synchronises.
+relu-like activations, each unit's maximum over the batch, 0 for a dead unit) to a list of device
+tensors, and a hook on the output adds ``Σ∂ℓ/∂h`` and ``Σ(∂ℓ/∂h)²`` when backward reaches it. Each
+parameter's gradient norm is taken as its gradient is accumulated (in cache); every ``update_every``
+steps ``step()`` adds the weight norms and ``‖Δw‖`` for the update ratio ``‖Δw‖/‖w‖``; the loss and the
+clip factor, then moves the whole list to the host in one transfer. Nothing else synchronises.
+
+Under ``torch.distributed`` (``distributed="auto"``, the default, when a process group of more than one
+rank is initialized) that transfer is preceded by one ``all_gather`` of the list, with each layer's
+element counts, and the host merges the ranks exactly (see :mod:`signalprop.distributed`): sums and
+counts add, so the moments are those of the global batch; dead units are units dead on every rank;
+gradient and weight norms of FSDP2 shards combine as ``sqrt(Σ‖·‖²)``, DDP's replicated ones come from one
+rank; the loss is the mean over ranks, and ``∂ℓ/∂h`` is the gradient of that mean (each rank's divided
+by the number of ranks), the objective whose averaged gradients DDP and FSDP apply. Every rank gets the same record and the same alerts (so
+``raise_on_nonfinite`` raises on all of them); only rank 0 writes to the sinks and prints the summary.
+Histograms are rank 0's.
 
 With gradient accumulation the parameter statistics are those of the accumulated ``.grad`` that the
 optimizer will use, and the layer moments pool every micro-batch of the step. Forward passes run with
@@ -32,6 +42,7 @@ import torch
 from torch import nn
 
 from .. import clip as _clip
+from .. import distributed as _dist
 from .._select import Selector, as_selectors, matches
 from ..activations._registry import from_module
 from ..probing._capture import tensor_leaves
@@ -99,11 +110,15 @@ class Monitor:
             made after the step before, from a copy of the weights taken then). Weights move slowly and
             each of these reads the whole model, so they are not measured every step; 0 turns them off.
         summary: print a short summary to stderr when the context exits.
+        distributed: ``"auto"`` (merge across ranks when ``torch.distributed`` runs more than one),
+            ``True`` or ``False`` (each rank keeps its own statistics and writes its own sinks).
+        process_group: the group to merge over (default: the world).
     """
 
     def __init__(self, model: nn.Module, *, every: int = 1, sinks: Iterable = (), clip=None,
                  layers: Selector | list[Selector] | None = None, thresholds: Thresholds | None = None,
-                 raise_on_nonfinite: bool = False, update_every: int = 10, summary: bool = True):
+                 raise_on_nonfinite: bool = False, update_every: int = 10, summary: bool = True,
+                 distributed="auto", process_group=None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         for name, value, low in (("every", every, 1), ("update_every", update_every, 0)):
@@ -121,6 +136,11 @@ class Monitor:
         self._layers = [(name or type(m).__name__, m) for name, m in model.named_modules()
                         if (_default_layer(name, m) if selectors is None else matches(selectors, name, m))]
         self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self._group = process_group
+        self._merge = _dist.active(distributed, process_group)
+        self._main = _dist.is_main(process_group) if self._merge else True
+        # FSDP2 shards: their norms combine across ranks as sqrt(Σ‖·‖²); whole tensors come from one rank
+        self._sharded = [_dist.shard_group(p) is not None for _, p in self._params]
         self.sinks = [as_sink(s) for s in sinks]
         self._histogram_bins = max((getattr(s, "bins", 64) for s in self.sinks if s.histograms), default=0)
         self.alerts: list[dict] = []
@@ -141,8 +161,11 @@ class Monitor:
         try:
             for index, (_, module) in enumerate(self._layers):
                 self._handles.append(module.register_forward_hook(self._forward_hook(index, _relu_like(module))))
-            for index, (_, p) in enumerate(self._params):
-                self._handles.append(p.register_post_accumulate_grad_hook(self._param_hook(index)))
+            # under torch.distributed, DDP and FSDP write the averaged gradient after the accumulation hooks
+            # have run, so the norms are read in step() instead
+            if _dist.world_size(self._group) == 1:
+                for index, (_, p) in enumerate(self._params):
+                    self._handles.append(p.register_post_accumulate_grad_hook(self._param_hook(index)))
         except BaseException:
             self._remove()
             raise
@@ -154,7 +177,7 @@ class Monitor:
         self._remove()
         for sink in self.sinks:
             sink.close()
-        if self.summary:
+        if self.summary and self._main:
             print(self.summary_text(), file=sys.stderr)
 
     def _remove(self) -> None:
@@ -182,11 +205,12 @@ class Monitor:
                 return
             h = leaves[0]  # the main output (LSTM: out, not (h, c))
             x = h.detach()
-            if dead_only:
+            if dead_only:  # each unit's maximum over the batch: 0 when the unit is dead
                 unit = unit_dim(module, x) % x.dim()
                 dims = [d for d in range(x.dim()) if d != unit]
-                self._values.append((x.amax(dim=dims) <= 0 if dims else x <= 0).float().mean())
-                self._meta.append((index, DEAD, 1))
+                peak = (x.amax(dim=dims) if dims else x).float().reshape(-1)
+                self._values.append(peak)
+                self._meta.append((index, DEAD, peak.numel()))
                 return
             self._add_sums(index, FWD, x)
             if self._histogram_bins:
@@ -238,14 +262,14 @@ class Monitor:
             tail += grad_norms
             extras["grad_norm"] = len(grad_norms)
             if self.update_every and self._step % self.update_every == 0:
-                weights = [p.detach() for _, p in self._params]
+                weights = self._weights()
                 tail += _clip.norms(weights)
                 extras["param_norm"] = len(weights)
-                if self._snapshot_ready:
-                    before = _clip.norms(self._snapshot)
+                if self._snapshot_ready:  # ‖w‖ before the update, then ‖Δw‖; the ratio is taken on the host
+                    tail += _clip.norms(self._snapshot)
                     torch._foreach_sub_(self._snapshot, weights)  # the buffer now holds −Δw
-                    tail += [d / n.clamp_min(1e-30) for d, n in zip(_clip.norms(self._snapshot), before)]
-                    extras["update_ratio"] = len(weights)
+                    tail += _clip.norms(self._snapshot)
+                    extras["prior_norm"] = extras["update_norm"] = len(weights)
             if loss is not None:
                 tail.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
                 extras["loss"] = 1
@@ -275,14 +299,14 @@ class Monitor:
         accumulation the last micro-batch's call, on the summed gradient, wins."""
         def hook(p: torch.Tensor) -> None:
             if self._active and self.logging:
-                self._grad_norm_cache[index] = torch.linalg.vector_norm(p.grad)
+                self._grad_norm_cache[index] = torch.linalg.vector_norm(_dist.local(p.grad))
 
         return hook
 
     def _grad_norms(self) -> list[torch.Tensor]:
         """One per parameter holding a gradient (which a hook may not have seen: set by hand, say)."""
         cache = self._grad_norm_cache
-        return [cache[i] if i in cache else torch.linalg.vector_norm(p.grad.detach())
+        return [cache[i] if i in cache else torch.linalg.vector_norm(_dist.local(p.grad.detach()))
                 for i, (_, p) in enumerate(self._params) if p.grad is not None]
 
     def _snapshot_due(self) -> bool:
@@ -291,8 +315,12 @@ class Monitor:
         upcoming = self._step + 1
         return bool(self.update_every) and upcoming % self.update_every == 0 and upcoming % self.every == 0
 
+    def _weights(self) -> list[torch.Tensor]:
+        """The trained weights as plain tensors (an FSDP2 rank's own shards)."""
+        return [_dist.local(p.detach()) for _, p in self._params]
+
     def _take_snapshot(self) -> None:
-        weights = [p.detach() for _, p in self._params]
+        weights = self._weights()
         if self._snapshot is None:  # allocated once, reused
             self._snapshot = [torch.empty_like(w) for w in weights]
         for buffer, w in zip(self._snapshot, weights):
@@ -301,7 +329,10 @@ class Monitor:
 
     def _log(self, extras: dict, tail: list[torch.Tensor]) -> dict:
         pieces = self._values + tail
-        if pieces:
+        meta = self._meta
+        if self._merge:
+            values, meta = self._merged(pieces, extras)
+        elif pieces:
             device = pieces[0].device
             flat = torch.cat([p.reshape(-1).to(device) for p in pieces])
             values = flat.tolist()  # the one host transfer of the step
@@ -309,7 +340,7 @@ class Monitor:
             values = []
         layers = [(name, type(m).__name__) for name, m in self._layers]
         params = [(n, p.grad is not None) for n, p in self._params]
-        record = build_record(self._step, values, self._meta, layers, params, extras)
+        record = build_record(self._step, values, meta, layers, params, extras)
         record["time"] = time.perf_counter() - self._started
         if self._clip_name:
             record["clip"] = self._clip_name
@@ -317,9 +348,45 @@ class Monitor:
         self.alerts += record["alerts"]
         self.last = record
         self._logged += 1
-        for sink in self.sinks:
-            sink.write(record)
+        if self._main:
+            for sink in self.sinks:
+                sink.write(record)
         return record
+
+    def _merged(self, pieces: list[torch.Tensor], extras: dict) -> tuple[list[float], list[tuple]]:
+        """All ranks' values merged (one all_gather, then one transfer), and the meta with global counts.
+
+        The vector is float64 so that counts and sums stay exact; every rank must log the same layers in
+        the same order (the same model, called the same number of times per step).
+        """
+        M = _dist.Merge
+        rules: list[int] = []
+        counts: list[float] = []
+        for _, what, n in self._meta:
+            if what in (FWD, BWD):
+                rules += [M.SUM, M.SUM] if what == FWD else [M.GRAD_SUM, M.GRAD_SQUARES]
+                counts.append(float(n))
+            elif what == DEAD:
+                rules += [M.MAX] * n
+            else:  # histograms: rank 0's
+                rules += [M.FIRST] * (2 + n)
+        with_grad = [sharded for sharded, (_, p) in zip(self._sharded, self._params) if p.grad is not None]
+        norm_rules = {"grad_norm": with_grad, "param_norm": self._sharded, "prior_norm": self._sharded,
+                      "update_norm": self._sharded}
+        for key, count in extras.items():
+            if key in norm_rules:
+                rules += [M.NORM if sharded else M.FIRST for sharded in norm_rules[key]]
+            else:
+                rules += [M.MEAN if key == "loss" else M.MIN] * count
+        device = pieces[0].device if pieces else torch.device("cpu")
+        flat = torch.cat([*(p.reshape(-1).to(device, torch.float64) for p in pieces),
+                          torch.tensor(counts, dtype=torch.float64).to(device, non_blocking=True)])
+        rules += [M.SUM] * len(counts)
+        merged = _dist.merge_rows(_dist.gather_rows(flat, self._group), torch.tensor(rules).numpy())
+        values = merged[: len(merged) - len(counts)].tolist()
+        totals = iter(merged[len(merged) - len(counts):].tolist())
+        meta = [(i, what, int(next(totals)) if what in (FWD, BWD) else n) for i, what, n in self._meta]
+        return values, meta
 
     # ------------------------------------------------------------------ summary
     def summary_text(self) -> str:

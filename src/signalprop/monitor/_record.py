@@ -52,10 +52,11 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
     """The record of one logged step.
 
     ``meta`` describes ``values`` in order: ``(layer index, FWD|BWD, n)`` for two values ``Σx, Σx²``;
-    ``(layer index, DEAD, units)`` for one value; ``(layer index, HIST, bins)`` for ``min, max`` and
-    ``bins`` counts. What follows the layer values is described by ``extras`` (name → slot count, in order):
-    ``grad_norm`` (one per parameter that has a gradient: ``params`` holds ``(name, has_grad)``), then
-    ``param_norm`` and ``update_ratio`` (one per parameter, on the steps that measure them), ``loss``,
+    ``(layer index, DEAD, units)`` for each unit's maximum over the batch (≤ 0: dead); ``(layer index,
+    HIST, bins)`` for ``min, max`` and ``bins`` counts. What follows the layer values is described by
+    ``extras`` (name → slot count, in order): ``grad_norm`` (one per parameter that has a gradient:
+    ``params`` holds ``(name, has_grad)``), then ``param_norm``, ``prior_norm`` and ``update_norm`` (one
+    per parameter, on the steps that measure them: ``‖w‖`` now, before the update, and ``‖Δw‖``), ``loss``,
     ``clip_factor``.
     """
     sums: dict[int, dict] = {}
@@ -76,8 +77,9 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
             if what == BWD:
                 backward_rank.setdefault(index, len(backward_rank))
         elif what == DEAD:
-            slot[DEAD].append(values[at])
-            at += 1
+            peaks = values[at : at + n]
+            slot[DEAD].append(sum(1 for v in peaks if v <= 0) / n)
+            at += n
             if index not in order:
                 order.append(index)
         else:
@@ -109,7 +111,10 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
         at += count
     if "grad_norm" in tail:
         grads = iter(tail["grad_norm"])
-        ratios = tail.get("update_ratio") or [None] * len(params)
+        if tail.get("update_norm"):
+            ratios = [d / max(w, 1e-30) for d, w in zip(tail["update_norm"], tail["prior_norm"])]
+        else:
+            ratios = [None] * len(params)
         weight_norms = tail.get("param_norm") or [None] * len(params)
         record["params"] = [
             {"name": name, "norm": norm, "grad_norm": next(grads) if has else None, "update_ratio": ratio}

@@ -12,12 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed as _dist
 from .._select import Selector, as_selectors, matches
 from ..activations._registry import from_module
-from ._stats import STAT_FIELDS, summarize, unit_dim, unit_moments
+from ._stats import STAT_FIELDS, merge_unit_moments, summarize, unit_dim, unit_moments
+
 
 @dataclass
 class _Call:
@@ -129,17 +132,27 @@ class Capture:
 
         return hook
 
-    def collect(self) -> list[dict]:
-        """Every call's statistics as plain floats: one device-to-host transfer for the lot."""
+    def collect(self, *, merge: bool = False, group=None, grad_scale: float = 1.0) -> list[dict]:
+        """Every call's statistics as plain floats: one device-to-host transfer for the lot.
+
+        With ``merge`` every rank of ``group`` must call it: one ``all_gather`` brings all ranks' vectors
+        (and each tensor's values per unit), and the rows hold the moments of the global batch, gradients
+        multiplied by ``grad_scale``.
+        """
         if not self.calls:
             return []
         device = self.calls[0].fwd.device
         vectors = [v.to(device) for c in self.calls for v in (c.fwd, c.bwd) if v is not None]
+        if merge:
+            return self._rows(_merged_pieces(self.calls, vectors, group, grad_scale))
         flat = torch.cat(vectors).cpu().numpy()  # the one host synchronisation
         pieces, at = [], 0
         for v in vectors:
             pieces.append(flat[at : at + v.numel()])
             at += v.numel()
+        return self._rows(pieces)
+
+    def _rows(self, pieces: list[np.ndarray]) -> list[dict]:
         summaries = iter(summarize(pieces))
         nan = [math.nan] * len(STAT_FIELDS)
         rows = []
@@ -151,3 +164,28 @@ class Capture:
             row.update({f"bwd_{k}": v for k, v in zip(STAT_FIELDS, bwd) if k != "saturated"})
             rows.append(row)
         return rows
+
+
+def _merged_pieces(calls: list[_Call], vectors: list[torch.Tensor], group, grad_scale: float) -> list[np.ndarray]:
+    """All ranks' :func:`unit_moments` vectors merged per tensor, from one float64 ``all_gather``;
+    gradient vectors are first scaled by ``grad_scale`` (their scale entry, so means and stds scale)."""
+    counts, is_grad = [], []
+    for c in calls:
+        units = (c.fwd.numel() - 2) // 2
+        per_unit = math.prod(c.shape) / units if units else 0.0
+        counts += [per_unit] * (1 if c.bwd is None else 2)
+        is_grad += [False] + ([] if c.bwd is None else [True])
+    flat = torch.cat([*(v.double() for v in vectors), torch.tensor(counts, dtype=torch.float64, device=vectors[0].device)])
+    rows = _dist.gather_rows(flat, group)
+    counts_all = rows[:, rows.shape[1] - len(counts):]
+    pieces, at = [], 0
+    for k, v in enumerate(vectors):
+        part = rows[:, at : at + v.numel()]
+        if is_grad[k] and grad_scale != 1.0:
+            units = (v.numel() - 2) // 2
+            part = part.copy()
+            part[:, 0] *= grad_scale  # the scale entry carries the variances (stored divided by scale²)
+            part[:, 2 : 2 + units] *= grad_scale  # the unit means
+        pieces.append(merge_unit_moments(part, counts_all[:, k]))
+        at += v.numel()
+    return pieces

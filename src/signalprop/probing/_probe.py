@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .. import distributed as _dist
 from .._moments import population_mean_std
 from .._select import Selector
 from ._capture import Capture, select_modules, tensor_leaves
@@ -89,6 +90,8 @@ def probe(
     layers: Selector | list[Selector] | None = None,
     generator: torch.Generator | None = None,
     label: str | None = None,
+    distributed="auto",
+    process_group=None,
 ) -> ProbeReport:
     """Measure the forward and backward signal of every selected layer in one forward and one backward pass.
 
@@ -113,6 +116,12 @@ def probe(
         layers: module types, name globs or ``predicate(name, module)`` choosing the rows.
         generator: generator for the noise (default: a new one seeded 0, so repeated probes agree).
         label: a name for this report in plots and comparisons.
+        distributed: ``"auto"`` merges the layer rows across ranks when ``torch.distributed`` runs more
+            than one (every rank must then call ``probe``, each with its part of the batch: the rows are
+            the global batch's moments, merged exactly from per-unit means, variances and counts; with a
+            loss, ``∂ℓ/∂h`` is that of the mean of the ranks' losses, each rank's divided by their number);
+            ``False`` keeps this rank's own. Parameter rows are this rank's (its shards under FSDP2).
+        process_group: the group to merge over (default: the world).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -124,7 +133,10 @@ def probe(
         with Capture(modules) as capture:
             output = model(*args)
             loss = _backward(output, target, loss_fn, grad_output, generator)
-        rows = [Row(**r) for r in capture.collect()]
+        merge = _dist.active(distributed, process_group)
+        # with a loss, ∂ℓ/∂h is that of the mean of the ranks' losses (what DDP's averaged gradients descend)
+        scale = 1.0 / _dist.world_size(process_group) if merge and loss_fn is not None else 1.0
+        rows = [Row(**r) for r in capture.collect(merge=merge, group=process_group, grad_scale=scale)]
         params = _param_rows(model)
     spec = plain_mlp_spec(model, args, params)
     return ProbeReport(rows, params, label=label or type(model).__name__, mlp_spec=spec, loss=loss,

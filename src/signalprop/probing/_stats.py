@@ -85,6 +85,27 @@ def _buffer(scratch: dict | None, x: torch.Tensor) -> torch.Tensor:
     return buffer
 
 
+def merge_unit_moments(parts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """One :func:`unit_moments` vector from the ``(ranks, length)`` vectors of the same tensor's parts,
+    each over ``counts[r]`` values per unit (float64, host side):
+
+        N = Σ n_r,  m = Σ n_r m_r / N,  v = Σ n_r (v_r + (m_r − m)²) / N
+
+    per unit (Chan et al.'s pairwise combination); the saturated fraction is the count-weighted mean.
+    The result has scale 1, its variances unscaled.
+    """
+    n = (parts.shape[1] - 2) // 2
+    weights = counts / counts.sum()
+    scale, saturated = parts[:, 0], parts[:, 1]
+    means = parts[:, 2 : 2 + n]
+    variances = parts[:, 2 + n :] * (scale * scale)[:, None]
+    mean = weights @ means
+    var = weights @ (variances + (means - mean) ** 2)
+    with np.errstate(invalid="ignore"):
+        sat = float(weights @ saturated)
+    return np.concatenate([[1.0, sat], mean, var])
+
+
 def summarize(vectors: list[np.ndarray]) -> list[list[float]]:
     """:data:`STAT_FIELDS` for each :func:`unit_moments` vector (host side, float64), vectorised over
     the vectors of equal length."""
