@@ -36,8 +36,15 @@ def test_torch_modules_are_recognised_with_parameters():
 
 
 def test_scaled_sigmoid_is_two_tanh_half():
-    assert torch.allclose(A.scaled_sigmoid(GRID), 2 * torch.tanh(GRID / 2), atol=1e-15, rtol=0)
-    assert torch.equal(A.ScaledSigmoid()(GRID), 4 * torch.sigmoid(GRID) - 2)
+    assert torch.allclose(A.scaled_sigmoid(GRID), 4 * torch.sigmoid(GRID) - 2, atol=1e-15, rtol=0)
+    assert torch.equal(A.ScaledSigmoid()(GRID), A.scaled_sigmoid(GRID))
+
+
+def test_scaled_sigmoid_keeps_a_small_signal():
+    # 4·sigmoid(x) − 2 cancels to exactly 0 in float32 once sigmoid(x) rounds to 1/2; 2·tanh(x/2) ≈ x
+    tiny = torch.tensor([1e-20, -3e-9, 1e-30], dtype=torch.float32)
+    assert torch.all(4 * torch.sigmoid(tiny) - 2 == 0)
+    assert torch.allclose(A.scaled_sigmoid(tiny), tiny, rtol=1e-6, atol=0)
 
 
 def test_callables_and_unknown_modules():
@@ -138,7 +145,7 @@ def test_linear_regime_seed_table():
 def test_normalize_sigmoid_is_exactly_the_scaled_sigmoid():
     assert A.normalizing_affine("sigmoid") == (4.0, -2.0)
     fixed = A.normalize("sigmoid")
-    assert torch.equal(fixed(GRID), A.scaled_sigmoid(GRID))
+    assert torch.allclose(fixed(GRID), A.scaled_sigmoid(GRID), atol=1e-15, rtol=0)
     assert fixed.name == "4·sigmoid(x) - 2"
     assert A.linear_regime(fixed).holds
     assert A.normalizing_affine("tanh") == (1.0, 0.0)

@@ -24,9 +24,11 @@ def scaled_sigmoid(x: torch.Tensor) -> torch.Tensor:
     r"""``4·sigmoid(x) − 2``, the seed's repaired sigmoid: ``β = 0`` and ``α = 1`` at the origin.
 
     It equals ``2·tanh(x/2)`` (since ``tanh(y) = 2·sigmoid(2y) − 1``), so its Taylor series is
-    ``x − x³/12 + O(x⁵)`` and it saturates at ±2.
+    ``x − x³/12 + O(x⁵)`` and it saturates at ±2. It is computed in that form: ``4·sigmoid(x) − 2``
+    cancels catastrophically near 0 (in float32 it is exactly 0 for ``|x| < 3e-8``, where
+    ``sigmoid(x)`` rounds to 1/2), which would end a small signal that the function itself preserves.
     """
-    return 4.0 * torch.sigmoid(x) - 2.0
+    return 2.0 * torch.tanh(0.5 * x)
 
 
 class ScaledSigmoid(nn.Module):
