@@ -100,3 +100,49 @@ def fsdp(rank: int, world: int, port: int, out: str) -> None:
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def fsdp1(rank: int, world: int, port: int, out: str) -> None:
+    """FSDP1 (FullyShardedDataParallel on CPU, each Linear its own unit): global-norm clipping through the
+    module, the monitor, and the refusals (bare flat shards for the norm, AGC)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
+    from signalprop import Monitor
+    from signalprop.clip import adaptive_clip_grad_, clip_grad_norm_
+
+    _init(rank, world, port)
+    try:
+        x, y = batch()
+        part = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
+        results = {}
+        for orig in (True, False):
+            net = FullyShardedDataParallel(model(), device_id=torch.device("cpu"), use_orig_params=orig,
+                                           auto_wrap_policy=ModuleWrapPolicy({nn.Linear}))
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+            # the layers a plain model selects by default (with use_orig_params=False a Linear no longer
+            # holds parameters of its own, so they are named)
+            with Monitor(net, summary=False, update_every=1, layers=(nn.Linear, nn.ReLU)) as monitor:
+                for _ in range(2):
+                    nn.functional.cross_entropy(net(x[part]), y[part]).backward()
+                    record = monitor.step()
+                    results.setdefault(f"norms_{orig}", []).append(clip_grad_norm_(net, 0.05))
+                    optimizer.step()
+                    optimizer.zero_grad()
+                nn.functional.cross_entropy(net(x[part]), y[part]).backward()
+                for name, call in (("bare", lambda: clip_grad_norm_(net.parameters(), 0.05)),
+                                   ("agc", lambda: adaptive_clip_grad_(net, 0.01))):
+                    try:
+                        call()
+                    except ValueError as error:
+                        results[f"{name}_error_{orig}"] = str(error)
+                optimizer.zero_grad()
+            results[f"record_{orig}"] = record
+            with FullyShardedDataParallel.summon_full_params(net):
+                results[f"weights_{orig}"] = [p.detach().clone() for p in net.module.parameters()] if orig \
+                    else [p.detach().clone() for p in (net.module[0].weight, net.module[0].bias,
+                                                       net.module[2].weight, net.module[2].bias,
+                                                       net.module[4].weight, net.module[4].bias)]
+        torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()

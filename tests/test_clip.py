@@ -37,6 +37,16 @@ def test_clip_grad_norm_bit_identical_to_torch(norm_type, foreach, max_norm, dty
         assert torch.equal(a, b)
 
 
+def test_clip_grad_norm_takes_a_module_and_an_iterator_alike():
+    ours, theirs = _model_with_grads(), _model_with_grads()
+    assert torch.equal(clip.clip_grad_norm_(ours, 0.5), torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.5))
+    assert all(torch.equal(a, b) for a, b in zip(_grads(ours), _grads(theirs)))
+    ours, theirs = _model_with_grads(scale=0.1), _model_with_grads(scale=0.1)
+    got = clip.adaptive_clip_grad_(iter(list(ours.parameters())), 0.01)  # an iterator is read once
+    want = clip.adaptive_clip_grad_(list(theirs.parameters()), 0.01)
+    assert len(got.parameters) == 4 and torch.equal(got.factor, want.factor)
+
+
 @pytest.mark.parametrize("foreach", [None, False])
 def test_clip_grad_value_bit_identical_and_report(foreach):
     ours, theirs = _model_with_grads(), _model_with_grads()

@@ -46,6 +46,11 @@ def fsdp_results(tmp_path_factory):
     return _spawn(workers.fsdp, tmp_path_factory.mktemp("fsdp"))
 
 
+@pytest.fixture(scope="module")
+def fsdp1_results(tmp_path_factory):
+    return _spawn(workers.fsdp1, tmp_path_factory.mktemp("fsdp1"))
+
+
 def _reference_training(clip=None, lr=0.1, steps=3, update_every=1):
     """One process, the whole batch, the same loop."""
     net = workers.model()
@@ -75,7 +80,8 @@ def _assert_records_match(got: dict, want: dict, keys=("fwd_mean", "fwd_var", "b
             spread = w.get(key.replace("mean", "var")) if key.endswith("mean") else None
             floor = REL * spread**0.5 if spread else 1e-12
             assert _close(g[key], w[key], floor=floor), (g["name"], key, g[key], w[key])
-    for g, w in zip(got["params"], want["params"]):
+    for g, w in zip(got["params"], want["params"], strict=True):
+        assert g["name"] == w["name"]
         for key in ("grad_norm", "norm", "update_ratio"):
             assert _close(g[key], w[key]), (g["name"], key, g[key], w[key])
 
@@ -136,6 +142,38 @@ def test_fsdp2_adaptive_clipping_equals_single_process(fsdp_results):
             assert torch.allclose(got, want, rtol=REL, atol=1e-7)
 
 
+def test_fsdp1_global_norm_clipping_and_monitor_equal_single_process(fsdp1_results):
+    net, records, norms = _reference_training(clip="norm", lr=0.5, steps=2)
+    want = records[-1]
+    for result in fsdp1_results:
+        for orig in (True, False):
+            for got, ref in zip(result[f"norms_{orig}"], norms, strict=True):
+                assert type(got) is torch.Tensor and _close(float(got), float(ref))
+            for got, ref in zip(result[f"weights_{orig}"], net.parameters(), strict=True):
+                assert torch.allclose(got, ref, rtol=REL, atol=1e-7)
+        # original parameters: named as in the plain model, norms of the whole tensors from the shards
+        _assert_records_match(result["record_True"], want)
+        # flat parameters (one per wrapped Linear, weight then bias): the norm of both together
+        flat = result["record_False"]
+        _assert_records_match({"layers": flat["layers"], "params": []}, {"layers": want["layers"], "params": []})
+        by_name = {p["name"]: p for p in want["params"]}
+        assert [p["name"] for p in flat["params"]] == ["0._flat_param", "2._flat_param", "4._flat_param"]
+        for p, layer in zip(flat["params"], ("0", "2", "4")):
+            for key in ("grad_norm", "norm"):
+                whole = (by_name[f"{layer}.weight"][key] ** 2 + by_name[f"{layer}.bias"][key] ** 2) ** 0.5
+                assert _close(p[key], whole), (p["name"], key)
+    assert fsdp1_results[0]["record_True"] == fsdp1_results[1]["record_True"] | {"time": fsdp1_results[0][
+        "record_True"]["time"]}
+    assert min(float(n) for n in norms) > 0.05  # the clip was active
+
+
+def test_fsdp1_refuses_what_it_cannot_do_right(fsdp1_results):
+    for result in fsdp1_results:
+        for orig in (True, False):
+            assert "pass the FSDP-wrapped module itself" in result[f"bare_error_{orig}"]
+            assert "flattened these parameters" in result[f"agc_error_{orig}"]
+
+
 def test_meta_device_init_equals_eager_init():
     for build in (lambda: mlp(6, 32, "relu"), lambda: cnn(3, (8, 16), 10), lambda: nn.LSTM(8, 16, 2)):
         eager = build()
@@ -155,3 +193,11 @@ def test_merge_rules():
     rules = torch.tensor([Merge.SUM, Merge.MAX, Merge.MIN, Merge.MEAN, Merge.FIRST, Merge.NORM, Merge.GRAD_SUM,
                           Merge.GRAD_SQUARES]).numpy()
     assert merge_rows(rows, rules).tolist() == [4.0, 2.0, 1.0, 5.0, 5.0, 5.0, 4.0, 3.0]
+
+
+def test_clean_name_drops_fsdp1_wrapper_segments():
+    from signalprop.distributed import clean_name
+
+    assert clean_name("_fsdp_wrapped_module.0._fsdp_wrapped_module.weight") == "0.weight"
+    assert clean_name("_fsdp_wrapped_module") == ""
+    assert clean_name("encoder.layers.0.linear1") == "encoder.layers.0.linear1"

@@ -16,6 +16,11 @@ plain computation is the global one. Adaptive clipping needs whole units: FSDP2 
 every output row of a Linear or Conv weight on one rank; vectors (biases) are one unit, whose norms
 take one ``all_reduce`` for all of them; units split across ranks (a ConvTranspose weight, whose output
 channels are dim 1; a shard along another dim) raise ``ValueError``.
+
+Under FSDP1 (``FullyShardedDataParallel``) each rank holds pieces of flattened parameters, plain tensors
+that cannot say they are shards: pass the wrapped module itself (``clip_grad_norm_(model, 1.0)``), which
+knows, and the total norm is global as under FSDP2. Its bare parameters are refused rather than clipped
+by a per-rank norm. Adaptive clipping refuses FSDP1 parameters: flattening has lost their units.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ._select import Selector, as_selectors, matches
-from .distributed import local, shard_group
+from .distributed import flat_shard_groups, is_flattened, local, shard_group
 
 __all__ = ["Clipped", "adaptive_clip_grad_", "clip_grad_norm_", "clip_grad_value_"]
 
@@ -60,10 +65,27 @@ class Clipped:
         return self.factor < 1
 
 
-def _with_grads(parameters) -> list[Tensor]:
+def _parameters(parameters) -> list[Tensor]:
+    if isinstance(parameters, nn.Module):
+        return list(parameters.parameters())
     if isinstance(parameters, Tensor):
-        parameters = [parameters]
-    return [p for p in parameters if p.grad is not None]
+        return [parameters]
+    return list(parameters)
+
+
+def _with_grads(parameters) -> list[Tensor]:
+    return [p for p in _parameters(parameters) if p.grad is not None]
+
+
+def _flat_groups(parameters, params: list[Tensor]) -> dict[int, object]:
+    """FSDP1's shard groups, which only the wrapping module knows (see :mod:`signalprop.distributed`)."""
+    if isinstance(parameters, nn.Module):
+        return flat_shard_groups(parameters)
+    if any(is_flattened(p) for p in params):
+        raise ValueError("these parameters are FullyShardedDataParallel (FSDP1) shards, which do not say how "
+                         "they are sharded, so their total norm cannot be taken here; pass the FSDP-wrapped "
+                         "module itself: clip_grad_norm_(model, max_norm)")
+    return {}
 
 
 def _groups(tensors: list[Tensor]) -> list[list[int]]:
@@ -129,15 +151,21 @@ def clip_grad_norm_(
 ) -> Tensor | Clipped:
     """Scale all gradients by ``min(1, max_norm / (‖g‖_p + 1e-6))``, ``‖g‖_p`` the total p-norm.
 
-    Returns the pre-clip total norm (as ``torch.nn.utils.clip_grad_norm_`` does), or a :class:`Clipped`
-    with ``report=True``. No host synchronisation unless ``error_if_nonfinite``.
+    ``parameters``: tensors, or a module (required for an FSDP1 model, whose shards only the module
+    knows). Returns the pre-clip total norm (as ``torch.nn.utils.clip_grad_norm_`` does), or a
+    :class:`Clipped` with ``report=True``. No host synchronisation unless ``error_if_nonfinite``.
     """
-    params = _with_grads(parameters)
+    every = _parameters(parameters)
+    flat = _flat_groups(parameters, every)
+    params = [p for p in every if p.grad is not None]
     max_norm, norm_type = float(max_norm), float(norm_type)
     grads = [p.grad for p in params]
-    if any(shard_group(g) is not None for g in grads):
+    # decided from every parameter, not only those with a gradient here: an FSDP1 rank may hold an empty
+    # piece (no gradient) of a sharded parameter, and every rank must join the same all_reduce
+    group = _one_group(every, flat)
+    if group is not None:
         grads = [local(g) for g in grads]
-        norm = _sharded_total_norm(params, grads, norm_type, foreach)
+        norm = _sharded_total_norm(params, grads, norm_type, foreach, group, flat, every[0].device)
     else:
         norm = total_norm(grads, norm_type, foreach=foreach)
     if error_if_nonfinite and torch.logical_or(norm.isnan(), norm.isinf()):
@@ -161,20 +189,22 @@ def clip_grad_norm_(
     return Clipped(params, factor, (factor < 1).to(factor.dtype), norm)
 
 
-def _one_group(params: list[Tensor]):
-    groups = {shard_group(p.grad) for p in params} - {None}
+def _one_group(params: list[Tensor], flat: dict[int, object] | None = None):
+    """The one process group the sharded ``params`` are sharded over, or ``None`` when none is sharded."""
+    groups = {shard_group(p, flat) for p in params} - {None}
     if len(groups) > 1:
-        raise ValueError("gradients sharded over different process groups cannot be clipped together")
-    return groups.pop()
+        raise ValueError("parameters sharded over different process groups cannot be clipped together")
+    return groups.pop() if groups else None
 
 
-def _sharded_total_norm(params: list[Tensor], grads: list[Tensor], norm_type: float, foreach) -> Tensor:
+def _sharded_total_norm(params: list[Tensor], grads: list[Tensor], norm_type: float, foreach, group,
+                        flat: dict[int, object], device: torch.device) -> Tensor:
     """The global p-norm of gradients some of which are shards: ``(all_reduce(Σ‖shard‖^p) + Σ‖whole‖^p)^(1/p)``."""
-    group = _one_group(params)
-    sharded = [g for p, g in zip(params, grads) if shard_group(p.grad) is not None]
-    whole = [g for p, g in zip(params, grads) if shard_group(p.grad) is None]
-    part = total_norm(sharded, norm_type, foreach=foreach).float()
-    rest = total_norm(whole, norm_type, foreach=foreach).float().to(part.device)
+    sharded = [g for p, g in zip(params, grads) if shard_group(p, flat) is not None]
+    whole = [g for p, g in zip(params, grads) if shard_group(p, flat) is None]
+    # a rank may hold no sharded gradient at all; its zero must still be on the collective's device
+    part = total_norm(sharded, norm_type, foreach=foreach).float().to(device)
+    rest = total_norm(whole, norm_type, foreach=foreach).float().to(device)
     if norm_type == float("inf"):
         torch.distributed.all_reduce(part, op=torch.distributed.ReduceOp.MAX, group=group)
         return torch.maximum(part, rest)
@@ -257,6 +287,12 @@ def _sharded_vector_norms(targets: list[tuple[Tensor, str, int]]) -> dict[int, t
 
 def _agc_targets(module_or_parameters, exclude) -> list[tuple[Tensor, str, int]]:
     """``(parameter, layout, groups)`` for each parameter with a gradient."""
+    if not isinstance(module_or_parameters, nn.Module):
+        module_or_parameters = _parameters(module_or_parameters)  # an iterator is read once
+    if any(is_flattened(p) for p in _parameters(module_or_parameters)):
+        raise ValueError("adaptive clipping needs each weight's output units, but FullyShardedDataParallel "
+                         "(FSDP1) has flattened these parameters into 1-D pieces; use FSDP2 (fully_shard), "
+                         "which keeps whole rows on each rank, or DDP")
     if not isinstance(module_or_parameters, nn.Module):
         if exclude is not None:
             raise ValueError("exclude= needs a module (parameters carry no names)")

@@ -9,6 +9,11 @@ variance ``v_r``, the whole has
 (Chan, Golub & LeVeque 1979), which is what summing ``Σx``, ``Σx²`` and ``n`` over ranks gives too. Norms
 of sharded tensors combine as ``‖x‖ = sqrt(Σ_r ‖x_r‖²)`` (``max`` for the ∞-norm); norms of replicated
 tensors (DDP, whose gradients are already all-reduced) are taken from one rank.
+
+Two kinds of shard are recognised. FSDP2 (``fully_shard``) parameters are DTensors and say how they are
+sharded. FSDP1 (``FullyShardedDataParallel``) parameters are plain tensors holding each rank's piece of a
+flattened parameter; only the wrapping module knows which are sharded and over which group, so functions
+that must know take the module (:func:`flat_shard_groups`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Merge", "active", "broadcast_parameters_", "gather_rows", "is_main", "local", "merge_rows",
-           "rank", "shard_group", "world_size"]
+__all__ = ["Merge", "active", "broadcast_parameters_", "clean_name", "flat_shard_groups", "gather_rows",
+           "is_flattened", "is_main", "local", "merge_rows", "rank", "shard_group", "world_size"]
+
+_FSDP1_WRAPPER = "_fsdp_wrapped_module"
 
 
 def _initialized() -> bool:
@@ -99,15 +106,52 @@ def local(t: Tensor) -> Tensor:
     return to_local() if callable(to_local) and hasattr(t, "placements") else t
 
 
-def shard_group(t: Tensor):
+def is_flattened(t: Tensor) -> bool:
+    """Whether ``t`` is (a view into) an FSDP1 flattened parameter: a 1-D piece whose layout is lost."""
+    return bool(getattr(t, "_fsdp_flattened", False))
+
+
+def flat_shard_groups(module: nn.Module) -> dict[int, object]:
+    """``id(parameter) → process group`` for every parameter of ``module`` that FSDP1 shards.
+
+    With ``use_orig_params=True`` these are the original parameters (each rank holds a 1-D piece, possibly
+    empty); otherwise the ``FlatParameter`` of each wrapped unit. Units with the ``NO_SHARD`` strategy hold
+    whole tensors and are left out. The handles are FSDP1's internals, read the way its own
+    ``clip_grad_norm_`` reads them.
+    """
+    if not torch.distributed.is_available():
+        return {}
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    groups: dict[int, object] = {}
+    for unit in FullyShardedDataParallel.fsdp_modules(module):
+        handle = getattr(unit, "_handle", None)
+        if handle is None or not handle.uses_sharded_strategy:
+            continue
+        flat = handle.flat_param
+        for p in flat._params if handle._use_orig_params else [flat]:
+            groups[id(p)] = unit.process_group
+    return groups
+
+
+def clean_name(name: str) -> str:
+    """A module or parameter name without FSDP1's wrapper segments: ``0.weight``, not
+    ``_fsdp_wrapped_module.0._fsdp_wrapped_module.weight``."""
+    if _FSDP1_WRAPPER not in name:
+        return name
+    return ".".join(part for part in name.split(".") if part != _FSDP1_WRAPPER)
+
+
+def shard_group(t: Tensor, flat_groups: dict[int, object] | None = None):
     """The process group over which ``t``'s local shards partition it, or ``None`` when ``t`` is whole on
-    every rank (a plain tensor, or a replicated DTensor).
+    every rank (a plain tensor, or a replicated DTensor). ``flat_groups`` (:func:`flat_shard_groups`)
+    names the FSDP1 shards, which a plain tensor cannot tell about itself.
 
     Only one-dimensional meshes are supported: a DTensor on a 2-D mesh (HSDP) raises ``ValueError``.
     """
     placements = getattr(t, "placements", None)
     if placements is None:
-        return None
+        return flat_groups.get(id(t)) if flat_groups else None
     if not any(p.is_shard() for p in placements):
         return None
     mesh = t.device_mesh

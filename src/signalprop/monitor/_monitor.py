@@ -84,7 +84,7 @@ def parse_clip(clip) -> Callable[[nn.Module], object] | None:
     except ValueError:
         raise ValueError(f"clip {clip!r}: arguments must be numbers") from None
     if kind == "norm" and len(args) in (1, 2) and args[0] > 0:
-        return lambda model: _clip.clip_grad_norm_(model.parameters(), *args, report=True)
+        return lambda model: _clip.clip_grad_norm_(model, *args, report=True)
     if kind == "value" and len(args) == 1 and args[0] > 0:
         return lambda model: _clip.clip_grad_value_(model.parameters(), args[0], report=True)
     if kind == "agc" and len(args) in (1, 2) and args[0] > 0:
@@ -133,14 +133,15 @@ class Monitor:
         self._clip = parse_clip(clip)
         self._clip_name = clip if isinstance(clip, str) else getattr(clip, "__name__", None)
         selectors = as_selectors(layers, "layers")
-        self._layers = [(name or type(m).__name__, m) for name, m in model.named_modules()
+        self._layers = [(_dist.clean_name(name) or type(m).__name__, m) for name, m in model.named_modules()
                         if (_default_layer(name, m) if selectors is None else matches(selectors, name, m))]
-        self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self._params = [(_dist.clean_name(n), p) for n, p in model.named_parameters() if p.requires_grad]
         self._group = process_group
         self._merge = _dist.active(distributed, process_group)
         self._main = _dist.is_main(process_group) if self._merge else True
-        # FSDP2 shards: their norms combine across ranks as sqrt(Σ‖·‖²); whole tensors come from one rank
-        self._sharded = [_dist.shard_group(p) is not None for _, p in self._params]
+        # FSDP shards: their norms combine across ranks as sqrt(Σ‖·‖²); whole tensors come from one rank
+        flat = _dist.flat_shard_groups(model)
+        self._sharded = [_dist.shard_group(p, flat) is not None for _, p in self._params]
         self.sinks = [as_sink(s) for s in sinks]
         self._histogram_bins = max((getattr(s, "bins", 64) for s in self.sinks if s.histograms), default=0)
         self.alerts: list[dict] = []
@@ -303,11 +304,18 @@ class Monitor:
 
         return hook
 
+    def _has_grad(self, index: int) -> bool:
+        """Whether parameter ``index`` gets a gradient slot. A shard always does, so that every rank sends
+        the same slots: an FSDP1 rank whose piece of a parameter is empty holds no gradient for it."""
+        return self._params[index][1].grad is not None or self._sharded[index]
+
     def _grad_norms(self) -> list[torch.Tensor]:
         """One per parameter holding a gradient (which a hook may not have seen: set by hand, say)."""
         cache = self._grad_norm_cache
-        return [cache[i] if i in cache else torch.linalg.vector_norm(_dist.local(p.grad.detach()))
-                for i, (_, p) in enumerate(self._params) if p.grad is not None]
+        return [cache[i] if i in cache else
+                torch.linalg.vector_norm(_dist.local(p.grad.detach())) if p.grad is not None else
+                _dist.local(p).new_zeros((), dtype=torch.float32)
+                for i, (_, p) in enumerate(self._params) if self._has_grad(i)]
 
     def _snapshot_due(self) -> bool:
         """Whether to copy the weights now, so the next step's record holds ``‖Δw‖/‖w‖`` for the optimizer
@@ -339,7 +347,7 @@ class Monitor:
         else:
             values = []
         layers = [(name, type(m).__name__) for name, m in self._layers]
-        params = [(n, p.grad is not None) for n, p in self._params]
+        params = [(n, self._has_grad(i)) for i, (n, _) in enumerate(self._params)]
         record = build_record(self._step, values, meta, layers, params, extras)
         record["time"] = time.perf_counter() - self._started
         if self._clip_name:
@@ -370,7 +378,7 @@ class Monitor:
                 rules += [M.MAX] * n
             else:  # histograms: rank 0's
                 rules += [M.FIRST] * (2 + n)
-        with_grad = [sharded for sharded, (_, p) in zip(self._sharded, self._params) if p.grad is not None]
+        with_grad = [sharded for i, sharded in enumerate(self._sharded) if self._has_grad(i)]
         norm_rules = {"grad_norm": with_grad, "param_norm": self._sharded, "prior_norm": self._sharded,
                       "update_norm": self._sharded}
         for key, count in extras.items():
