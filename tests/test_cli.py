@@ -141,6 +141,7 @@ def test_probe_user_model(tmp_path, capsys):
         "def broken():\n"
         "    return 3\n"
     )
+    (tmp_path / "notes.txt").write_text("not python\n")
     assert main(["probe", "--model", f"{file}:make", "--input-shape", "3,8,8", "--batch", "4", "--out", str(tmp_path)]) == 0
     assert "Conv2d" in capsys.readouterr().out
     for argv, message in [
@@ -148,6 +149,7 @@ def test_probe_user_model(tmp_path, capsys):
         (["probe", "--model", f"{file}:broken", "--input-shape", "3,8,8"], "returned int, not an nn.Module"),
         (["probe", "--model", f"{file}:nothing", "--input-shape", "3,8,8"], "has no callable 'nothing'"),
         (["probe", "--model", str(tmp_path / "missing.py") + ":make", "--input-shape", "3"], "no such file"),
+        (["probe", "--model", f"{tmp_path / 'notes.txt'}:make", "--input-shape", "3"], "is not a Python file"),
         (["probe", "--model", f"{file}:make", "--input-shape", "5,8,8"], "forward or backward pass failed"),
         (["probe", "--model", f"{file}:make", "--input-shape", "3,x"], "comma-separated sizes"),
         (["probe", "--activation", "nope"], "unknown activation 'nope'"),

@@ -54,6 +54,8 @@ def _load_factory(spec: str):
     if not file.is_file():
         raise ValueError(f"--model: no such file {path}")
     module_spec = importlib.util.spec_from_file_location(f"_signalprop_user_{file.stem}", file)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"--model: {path} is not a Python file (path/to/file.py:factory)")
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
