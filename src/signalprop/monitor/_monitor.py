@@ -21,9 +21,10 @@ Under ``torch.distributed`` (``distributed="auto"``, the default, when a process
 rank is initialized) that transfer is preceded by one ``all_gather`` of the list, with each layer's
 element counts, and the host merges the ranks exactly (see :mod:`signalprop.distributed`): sums and
 counts add, so the moments are those of the global batch; dead units are units dead on every rank;
-gradient and weight norms of FSDP2 shards combine as ``sqrt(Σ‖·‖²)``, DDP's replicated ones come from one
-rank; the loss is the mean over ranks, and ``∂ℓ/∂h`` is the gradient of that mean (each rank's divided
-by the number of ranks), the objective whose averaged gradients DDP and FSDP apply. Every rank gets the same record and the same alerts (so
+gradient and weight norms of FSDP2 and FSDP1 shards combine as ``sqrt(Σ‖·‖²)``, DDP's replicated ones come
+from one rank; the loss is the mean over ranks, and ``∂ℓ/∂h`` is the gradient of that mean (each rank's
+divided by the number of ranks), the objective whose averaged gradients DDP and FSDP apply. Every rank
+gets the same record and the same alerts (so
 ``raise_on_nonfinite`` raises on all of them); only rank 0 writes to the sinks and prints the summary.
 Histograms are rank 0's.
 
