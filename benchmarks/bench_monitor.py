@@ -14,7 +14,13 @@ channels, relu, 32×32 RGB inputs, batch 64), SGD. Variants, each in the same ru
     .venv/bin/python benchmarks/bench_monitor.py [--steps N] [--repeats R]
 
 Each repeat times ``--steps`` steps of every variant (order rotated per repeat); the table shows the
-median and the spread (min–max) of the per-repeat ratio to the bare step of the same repeat.
+median and the spread (min–max) of the per-repeat ratio to the bare step of the same repeat, in wall
+time and in CPU time (this process's, all threads).
+
+Blocks of 20 steps still drift apart on a shared machine (the spread reaches ±30%), so a last line
+pairs steps instead: one ``Monitor(every=2)`` run alternates logged and unlogged steps, and the median
+of each logged step's time over the unlogged step after it is the cost of logging, measured on
+neighbouring steps. (An unlogged step runs the hooks only up to their first ``if``.)
 """
 
 from __future__ import annotations
@@ -115,22 +121,44 @@ def run(workload, steps: int, repeats: int) -> None:
     for fn in variants.values():  # warm up
         fn()
     times = {k: [] for k in variants}
+    cpu = {k: [] for k in variants}
     names = list(variants)
     for r in range(repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             variants[name]()
             times[name].append((time.perf_counter() - start) / steps)
+            cpu[name].append((time.process_time() - start_cpu) / steps)
     print(f"\n{title}: {steps} steps × {repeats} repeats")
-    print(f"{'variant':<14} {'ms/step':>8} {'ratio':>7} {'spread':>13}")
+    print(f"{'variant':<14} {'ms/step':>8} {'ratio':>7} {'spread':>13} {'CPU ratio':>10} {'spread':>13}")
     for name in names:
         ratios = [t / b for t, b in zip(times[name], times["bare"])]
+        cpu_ratios = [t / b for t, b in zip(cpu[name], cpu["bare"])]
         print(f"{name:<14} {statistics.median(times[name]) * 1e3:8.2f} {statistics.median(ratios):7.3f} "
-              f"{min(ratios):6.3f}–{max(ratios):.3f}")
+              f"{min(ratios):6.3f}–{max(ratios):.3f} {statistics.median(cpu_ratios):10.3f} "
+              f"{min(cpu_ratios):6.3f}–{max(cpu_ratios):.3f}")
     if writer is not None:
         writer.close()
         tb_dir.cleanup()
+    logged, unlogged = paired_steps(model, opt, x, y, loss_fn, steps * repeats)
+    ratios = [a / b for a, b in zip(logged, unlogged)]
+    print(f"{'paired':<14} {statistics.median(logged) * 1e3:8.2f} {statistics.median(ratios):7.3f} "
+          f"{'':13} (logged / next unlogged step of one Monitor(every=2) run, {len(ratios)} pairs)")
+
+
+def paired_steps(model, opt, x, y, loss_fn, steps: int) -> tuple[list[float], list[float]]:
+    """Step times of a ``Monitor(every=2)`` run: logged (even) steps and the unlogged step after each."""
+    logged, unlogged = [], []
+    with Monitor(model, sinks=[MemorySink()], summary=False, every=2) as monitor:
+        for _ in range(10):  # warm up
+            train_step(model, opt, x, y, loss_fn, monitor)
+        for _ in range(2 * steps):
+            was_logged = monitor.logging
+            start = time.perf_counter()
+            train_step(model, opt, x, y, loss_fn, monitor)
+            (logged if was_logged else unlogged).append(time.perf_counter() - start)
+    return logged, unlogged
 
 
 def main() -> None:
