@@ -119,7 +119,7 @@ def flat_shard_groups(module: nn.Module) -> dict[int, object]:
     whole tensors and are left out. The handles are FSDP1's internals, read the way its own
     ``clip_grad_norm_`` reads them.
     """
-    if not torch.distributed.is_available():
+    if not _initialized():  # FSDP1 cannot be built without a process group; skip its (heavy) import
         return {}
     from torch.distributed.fsdp import FullyShardedDataParallel
 
