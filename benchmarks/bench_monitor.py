@@ -1,7 +1,8 @@
 """Monitor (every step) against a bare training step, and against the common ways of watching a model.
 
 Workloads: (a) a 20-layer, 512-wide tanh MLP, batch 256, SGD; (b) a small CNN (3 conv layers of 32–64
-channels, relu, 32×32 RGB inputs, batch 64), SGD. Variants, each in the same run and interleaved:
+channels, relu, 32×32 RGB inputs, batch 64), SGD. Variants, each training its own copy of the same
+model (same initial weights, same batch):
 
 - ``bare``: forward, loss, backward, optimizer step;
 - ``monitor``: the same inside ``Monitor(model, sinks=[MemorySink()])``, ``monitor.step(loss)`` every step
@@ -11,24 +12,23 @@ channels, relu, 32×32 RGB inputs, batch 64), SGD. Variants, each in the same ru
 - ``tb histograms``: TensorBoard ``add_histogram`` of every parameter and gradient every step (skipped
   without the tensorboard package).
 
-    .venv/bin/python benchmarks/bench_monitor.py [--steps N] [--repeats R]
+    .venv/bin/python benchmarks/bench_monitor.py [--rounds N]
 
-Each repeat times ``--steps`` steps of every variant (order rotated per repeat); the table shows the
-median and the spread (min–max) of the per-repeat ratio to the bare step of the same repeat, in wall
-time and in CPU time (this process's, all threads).
-
-Blocks of 20 steps still drift apart on a shared machine (the spread reaches ±30%), so a last line
-pairs steps instead: one ``Monitor(every=2)`` run alternates logged and unlogged steps, and the median
-of each logged step's time over the unlogged step after it is the cost of logging, measured on
-neighbouring steps. (An unlogged step runs the hooks only up to their first ``if``.)
+Each variant is paired with a bare copy and the two are interleaved step by step (AB BA AB …), so every
+step is compared with the bare step of its own round, a few milliseconds away, and drifts of a shared
+machine cancel. The table shows the median of the per-round ratios with their quartiles, and the ratio
+of the total times. (TensorBoard's writer thread slows whatever step follows it, which is why each
+variant gets its own bare partner instead of all of them sharing one.)
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 
 import torch
 from torch import nn
@@ -36,6 +36,8 @@ from torch import nn
 from signalprop import Monitor
 from signalprop.models import mlp
 from signalprop.monitor import MemorySink
+
+WARMUP = 20
 
 
 def mlp_workload():
@@ -55,119 +57,87 @@ def cnn_workload():
     return "CNN 3 × conv (32–64 ch), 32×32, batch 64", model, x, y, nn.functional.cross_entropy
 
 
-def train_step(model, opt, x, y, loss_fn, monitor=None):
-    loss = loss_fn(model(x), y)
-    loss.backward()
-    if monitor is not None:
-        monitor.step(loss)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
 def item_hooks(model):
-    handles = []
-    layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-
+    """The usual way: per layer, ``.item()`` of the output's and the output gradient's mean and variance."""
     def fwd(module, inputs, out):
         out.detach().mean().item(), out.detach().var().item()
         if out.requires_grad:
             out.register_hook(lambda g: (g.mean().item(), g.var().item()) and None)
 
-    for m in layers:
-        handles.append(m.register_forward_hook(fwd))
-    return handles
+    return [m.register_forward_hook(fwd) for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
 
 
-def run(workload, steps: int, repeats: int) -> None:
-    title, model, x, y, loss_fn = workload()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    try:
+def stepper(model, loss_fn, stack: ExitStack, watch: str = "bare"):
+    """One training step of the variant ``watch`` on its own copy of ``model``."""
+    net = copy.deepcopy(model)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    monitor = stack.enter_context(Monitor(net, sinks=[MemorySink()], summary=False)) if watch == "monitor" else None
+    if watch == "item hooks":
+        for handle in item_hooks(net):
+            stack.callback(handle.remove)
+    writer = None
+    if watch == "tb histograms":
         from torch.utils.tensorboard import SummaryWriter
-        tb_dir = tempfile.TemporaryDirectory()
-        writer = SummaryWriter(tb_dir.name)
+        writer = SummaryWriter(stack.enter_context(tempfile.TemporaryDirectory()))
+        stack.callback(writer.close)
+    count = iter(range(10**9))
+
+    def step(x, y):
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        if monitor is not None:
+            monitor.step(loss)
+        if writer is not None:
+            i = next(count)
+            for name, p in net.named_parameters():
+                writer.add_histogram(f"w/{name}", p.detach(), i)
+                writer.add_histogram(f"g/{name}", p.grad, i)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def paired(workload, watch: str, rounds: int) -> tuple[list[float], list[float]]:
+    """Step times of ``bare`` and of ``watch``, interleaved AB BA AB …: each variant follows itself and
+    the other equally often, so neither inherits the other's cache state more than its own."""
+    _, model, x, y, loss_fn = workload()
+    with ExitStack() as stack:
+        steps = {"bare": stepper(model, loss_fn, stack), watch: stepper(model, loss_fn, stack, watch)}
+        times = {name: [] for name in steps}
+        for r in range(WARMUP + rounds):
+            for name in (["bare", watch] if r % 2 == 0 else [watch, "bare"]):
+                start = time.perf_counter()
+                steps[name](x, y)
+                times[name].append(time.perf_counter() - start)
+    return times["bare"][WARMUP:], times[watch][WARMUP:]
+
+
+def run(workload, rounds: int) -> None:
+    title = workload()[0]
+    watches = ["monitor", "item hooks"]
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+        watches.append("tb histograms")
     except ImportError:
-        writer = None
-
-    def bare():
-        for _ in range(steps):
-            train_step(model, opt, x, y, loss_fn)
-
-    def monitored():
-        with Monitor(model, sinks=[MemorySink()], summary=False) as monitor:
-            for _ in range(steps):
-                train_step(model, opt, x, y, loss_fn, monitor)
-
-    def hooked():
-        handles = item_hooks(model)
-        try:
-            bare()
-        finally:
-            for h in handles:
-                h.remove()
-
-    def tb():
-        for step in range(steps):
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            for name, p in model.named_parameters():
-                writer.add_histogram(f"w/{name}", p.detach(), step)
-                writer.add_histogram(f"g/{name}", p.grad, step)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-    variants = {"bare": bare, "monitor": monitored, "item hooks": hooked}
-    if writer is not None:
-        variants["tb histograms"] = tb
-    for fn in variants.values():  # warm up
-        fn()
-    times = {k: [] for k in variants}
-    cpu = {k: [] for k in variants}
-    names = list(variants)
-    for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            variants[name]()
-            times[name].append((time.perf_counter() - start) / steps)
-            cpu[name].append((time.process_time() - start_cpu) / steps)
-    print(f"\n{title}: {steps} steps × {repeats} repeats")
-    print(f"{'variant':<14} {'ms/step':>8} {'ratio':>7} {'spread':>13} {'CPU ratio':>10} {'spread':>13}")
-    for name in names:
-        ratios = [t / b for t, b in zip(times[name], times["bare"])]
-        cpu_ratios = [t / b for t, b in zip(cpu[name], cpu["bare"])]
-        print(f"{name:<14} {statistics.median(times[name]) * 1e3:8.2f} {statistics.median(ratios):7.3f} "
-              f"{min(ratios):6.3f}–{max(ratios):.3f} {statistics.median(cpu_ratios):10.3f} "
-              f"{min(cpu_ratios):6.3f}–{max(cpu_ratios):.3f}")
-    if writer is not None:
-        writer.close()
-        tb_dir.cleanup()
-    logged, unlogged = paired_steps(model, opt, x, y, loss_fn, steps * repeats)
-    ratios = [a / b for a, b in zip(logged, unlogged)]
-    print(f"{'paired':<14} {statistics.median(logged) * 1e3:8.2f} {statistics.median(ratios):7.3f} "
-          f"{'':13} (logged / next unlogged step of one Monitor(every=2) run, {len(ratios)} pairs)")
-
-
-def paired_steps(model, opt, x, y, loss_fn, steps: int) -> tuple[list[float], list[float]]:
-    """Step times of a ``Monitor(every=2)`` run: logged (even) steps and the unlogged step after each."""
-    logged, unlogged = [], []
-    with Monitor(model, sinks=[MemorySink()], summary=False, every=2) as monitor:
-        for _ in range(10):  # warm up
-            train_step(model, opt, x, y, loss_fn, monitor)
-        for _ in range(2 * steps):
-            was_logged = monitor.logging
-            start = time.perf_counter()
-            train_step(model, opt, x, y, loss_fn, monitor)
-            (logged if was_logged else unlogged).append(time.perf_counter() - start)
-    return logged, unlogged
+        pass
+    print(f"\n{title}: each variant paired with its own bare run, {rounds} rounds of one step each "
+          f"(tb histograms: {max(rounds // 4, 8)}), after {WARMUP} warm-up rounds")
+    print(f"{'variant':<14} {'ms/step':>8} {'bare ms':>8} {'ratio':>7} {'quartiles':>13} {'total ratio':>12}")
+    for watch in watches:
+        bare, own = paired(workload, watch, max(rounds // 4, 8) if watch == "tb histograms" else rounds)
+        ratios = [t / b for t, b in zip(own, bare)]
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        print(f"{watch:<14} {statistics.median(own) * 1e3:8.2f} {statistics.median(bare) * 1e3:8.2f} "
+              f"{statistics.median(ratios):7.3f} {q1:6.3f}–{q3:.3f} {sum(own) / sum(bare):12.3f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     for workload in (mlp_workload, cnn_workload):
-        run(workload, args.steps, args.repeats)
+        run(workload, args.rounds)
 
 
 if __name__ == "__main__":

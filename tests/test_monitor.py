@@ -103,6 +103,25 @@ def test_gradient_accumulation_pools_micro_batches_and_reads_the_summed_grad():
     assert relu["fwd_var"] is None and 0.0 <= relu["dead"] <= 1.0
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_dead_fraction_counts_exactly_the_channels_and_units_that_are_zero_for_the_whole_batch(memory_format):
+    torch.manual_seed(0)
+    conv, linear = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 10)
+    model = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear, nn.ReLU())
+    with torch.no_grad():
+        conv.bias.fill_(1e3)
+        conv.bias[[1, 4, 6]] = -1e3  # three of eight channels dead everywhere, the others alive
+        linear.bias.fill_(1e3)
+        linear.bias[[0, 9]] = -1e5  # two of ten units dead
+    x = torch.randn(4, 3, 6, 6).contiguous(memory_format=memory_format)
+    model = model.to(memory_format=memory_format)
+    with Monitor(model, summary=False) as monitor:
+        model(x).sum().backward()
+        record = monitor.step()
+    dead = {r["name"]: r["dead"] for r in record["layers"] if r["kind"] == "ReLU"}
+    assert dead == {"1": 3 / 8, "5": 2 / 10}
+
+
 def test_update_ratio_matches_the_sgd_step():
     torch.manual_seed(0)
     model = mlp(2, 8, "tanh", "xavier_uniform")
@@ -117,8 +136,9 @@ def test_update_ratio_matches_the_sgd_step():
             opt.step()
             opt.zero_grad()
     assert all(p["update_ratio"] is None for p in records[0]["params"] + records[1]["params"])
-    # step 2's record holds the update made by the optimizer step after step() 1: Δw = −lr·g₁
-    expected = [(0.1 * g).norm().item() / w.norm().item() for w, g in before[1]]
+    # step 2's record holds the update made by the optimizer step after step() 1, Δw = −lr·g₁, against
+    # the weights it produced (those of step 2, whose norms the same record holds)
+    expected = [(0.1 * g).norm().item() / w.norm().item() for (_, g), (w, _) in zip(before[1], before[2])]
     got = [p["update_ratio"] for p in records[2]["params"]]
     assert got == pytest.approx(expected, rel=1e-4)
 

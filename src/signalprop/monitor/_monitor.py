@@ -13,9 +13,10 @@ The training loop::
 On a logged step each selected layer's forward hook adds ``Σh`` and ``Σh²`` of its output (and, for
 relu-like activations, each unit's maximum over the batch, 0 for a dead unit) to a list of device
 tensors, and a hook on the output adds ``Σ∂ℓ/∂h`` and ``Σ(∂ℓ/∂h)²`` when backward reaches it. Each
-parameter's gradient norm is taken as its gradient is accumulated (in cache); every ``update_every``
-steps ``step()`` adds the weight norms and ``‖Δw‖`` for the update ratio ``‖Δw‖/‖w‖``; the loss and the
-clip factor, then moves the whole list to the host in one transfer. Nothing else synchronises.
+parameter's squared gradient norm ``g·g`` is taken as its gradient is accumulated (in cache); every
+``update_every`` steps ``step()`` adds the weight norms and ``‖Δw‖`` for the update ratio ``‖Δw‖/‖w‖``;
+the loss and the clip factor, then moves the whole list to the host in one transfer (the square roots
+are taken there). Nothing else synchronises.
 
 Under ``torch.distributed`` (``distributed="auto"``, the default, when a process group of more than one
 rank is initialized) that transfer is preceded by one ``all_gather`` of the list, with each layer's
@@ -62,6 +63,51 @@ class NonFiniteError(FloatingPointError):
     def __init__(self, alert: dict):
         super().__init__(alert["message"])
         self.alert = alert
+
+
+def _main_output(output) -> torch.Tensor | None:
+    """The first floating-point tensor of a structured output (LSTM: out, not (h, c))."""
+    return next((t for _, t in tensor_leaves(output) if t.dtype.is_floating_point and t.numel() > 0), None)
+
+
+def _unit_peaks(x: torch.Tensor, unit: int) -> torch.Tensor:
+    """Each unit's maximum over everything else (float32, 1-D): ``≤ 0`` for a dead relu unit. A
+    contiguous ``(N, C, …)`` tensor is reduced over its trailing positions first, a contiguous pass."""
+    if x.dim() == 1:
+        return x.float()
+    if unit == 1 and x.dim() > 2 and x.is_contiguous():
+        x = x.view(x.shape[0], x.shape[1], -1).amax(2)
+    return x.amax(dim=[d for d in range(x.dim()) if d != unit]).float().reshape(-1)
+
+
+def _squared_norm(t: torch.Tensor) -> torch.Tensor:
+    """``‖t‖²`` as a 0-d device tensor: one BLAS dot for contiguous float32/float64 tensors (about half
+    the time of ``vector_norm``, and overflowing where it does: past ``sqrt`` of the dtype's maximum)."""
+    if (t.dtype == torch.float32 or t.dtype == torch.float64) and t.is_contiguous():
+        flat = t.view(-1)
+        return torch.dot(flat, flat)
+    return torch.linalg.vector_norm(t).float().square()
+
+
+def _flatten(pieces: list[torch.Tensor]) -> torch.Tensor:
+    """One vector of 0-d and 1-d device tensors, in order: runs of scalars are stacked (one call for a
+    run, where ``cat`` would need a reshape of each)."""
+    device = pieces[0].device
+    chunks: list[torch.Tensor] = []
+    run: list[torch.Tensor] = []
+    for p in pieces:
+        if p.device != device:
+            p = p.to(device)
+        if p.dim() == 0:
+            run.append(p)
+            continue
+        if run:
+            chunks.append(torch.stack(run))
+            run = []
+        chunks.append(p)
+    if run:
+        chunks.append(torch.stack(run))
+    return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
 
 
 def _relu_like(module: nn.Module) -> bool:
@@ -154,7 +200,7 @@ class Monitor:
         self._meta: list[tuple] = []
         self._snapshot: list[torch.Tensor] | None = None
         self._snapshot_ready = False
-        self._grad_norm_cache: dict[int, torch.Tensor] = {}
+        self._grad_square_cache: dict[int, torch.Tensor] = {}
         self._started = 0.0
         self._active = False
 
@@ -190,7 +236,7 @@ class Monitor:
         self._values.clear()
         self._meta.clear()
         self._snapshot, self._snapshot_ready = None, False
-        self._grad_norm_cache.clear()
+        self._grad_square_cache.clear()
 
     @property
     def logging(self) -> bool:
@@ -199,18 +245,17 @@ class Monitor:
 
     # ------------------------------------------------------------------ hooks
     def _forward_hook(self, index: int, dead_only: bool):
+        grad_hook = self._grad_hook(index)
+
         def hook(module, inputs, output):
-            if not (self._active and self.logging and torch.is_grad_enabled()):
+            if not (self._active and self._step % self.every == 0 and torch.is_grad_enabled()):
                 return
-            leaves = [t for _, t in tensor_leaves(output) if t.dtype.is_floating_point and t.numel() > 0]
-            if not leaves:
+            h = output if type(output) is torch.Tensor else _main_output(output)
+            if h is None or not h.dtype.is_floating_point or h.numel() == 0:
                 return
-            h = leaves[0]  # the main output (LSTM: out, not (h, c))
             x = h.detach()
             if dead_only:  # each unit's maximum over the batch: 0 when the unit is dead
-                unit = unit_dim(module, x) % x.dim()
-                dims = [d for d in range(x.dim()) if d != unit]
-                peak = (x.amax(dim=dims) if dims else x).float().reshape(-1)
+                peak = _unit_peaks(x, unit_dim(module, x) % x.dim())
                 self._values.append(peak)
                 self._meta.append((index, DEAD, peak.numel()))
                 return
@@ -218,7 +263,7 @@ class Monitor:
             if self._histogram_bins:
                 self._add_histogram(index, x)
             if h.requires_grad:
-                h.register_hook(self._grad_hook(index))
+                h.register_hook(grad_hook)
 
         return hook
 
@@ -260,18 +305,17 @@ class Monitor:
         tail: list[torch.Tensor] = []
         snapshot_due = self._snapshot_due()
         if logging:
-            grad_norms = self._grad_norms()
-            tail += grad_norms
-            extras["grad_norm"] = len(grad_norms)
+            grad_squares = self._grad_squares()
+            tail += grad_squares
+            extras["grad_square"] = len(grad_squares)
             if self.update_every and self._step % self.update_every == 0:
                 weights = self._weights()
                 tail += _clip.norms(weights)
                 extras["param_norm"] = len(weights)
-                if self._snapshot_ready:  # ‖w‖ before the update, then ‖Δw‖; the ratio is taken on the host
-                    tail += _clip.norms(self._snapshot)
+                if self._snapshot_ready:  # ‖Δw‖; the ratio to ‖w‖ is taken on the host
                     torch._foreach_sub_(self._snapshot, weights)  # the buffer now holds −Δw
                     tail += _clip.norms(self._snapshot)
-                    extras["prior_norm"] = extras["update_norm"] = len(weights)
+                    extras["update_norm"] = len(weights)
             if loss is not None:
                 tail.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
                 extras["loss"] = 1
@@ -283,7 +327,7 @@ class Monitor:
                 extras["clip_factor"] = 1
         if snapshot_due:
             self._take_snapshot()
-        self._grad_norm_cache.clear()
+        self._grad_square_cache.clear()
         record = None
         if logging:
             record = self._log(extras, tail)
@@ -297,11 +341,11 @@ class Monitor:
         return record
 
     def _param_hook(self, index: int):
-        """After a parameter's gradient is accumulated: its norm, while it is in cache. With gradient
-        accumulation the last micro-batch's call, on the summed gradient, wins."""
+        """After a parameter's gradient is accumulated: its squared norm, while it is in cache. With
+        gradient accumulation the last micro-batch's call, on the summed gradient, wins."""
         def hook(p: torch.Tensor) -> None:
-            if self._active and self.logging:
-                self._grad_norm_cache[index] = torch.linalg.vector_norm(_dist.local(p.grad))
+            if self._active and self._step % self.every == 0:
+                self._grad_square_cache[index] = _squared_norm(_dist.local(p.grad))
 
         return hook
 
@@ -310,11 +354,11 @@ class Monitor:
         the same slots: an FSDP1 rank whose piece of a parameter is empty holds no gradient for it."""
         return self._params[index][1].grad is not None or self._sharded[index]
 
-    def _grad_norms(self) -> list[torch.Tensor]:
-        """One per parameter holding a gradient (which a hook may not have seen: set by hand, say)."""
-        cache = self._grad_norm_cache
+    def _grad_squares(self) -> list[torch.Tensor]:
+        """``‖g‖²`` of each parameter holding a gradient (which a hook may not have seen: set by hand, say)."""
+        cache = self._grad_square_cache
         return [cache[i] if i in cache else
-                torch.linalg.vector_norm(_dist.local(p.grad.detach())) if p.grad is not None else
+                _squared_norm(_dist.local(p.grad.detach())) if p.grad is not None else
                 _dist.local(p).new_zeros((), dtype=torch.float32)
                 for i, (_, p) in enumerate(self._params) if self._has_grad(i)]
 
@@ -342,9 +386,7 @@ class Monitor:
         if self._merge:
             values, meta = self._merged(pieces, extras)
         elif pieces:
-            device = pieces[0].device
-            flat = torch.cat([p.reshape(-1).to(device) for p in pieces])
-            values = flat.tolist()  # the one host transfer of the step
+            values = _flatten(pieces).tolist()  # the one host transfer of the step
         else:
             values = []
         layers = [(name, type(m).__name__) for name, m in self._layers]
@@ -380,10 +422,11 @@ class Monitor:
             else:  # histograms: rank 0's
                 rules += [M.FIRST] * (2 + n)
         with_grad = [sharded for i, sharded in enumerate(self._sharded) if self._has_grad(i)]
-        norm_rules = {"grad_norm": with_grad, "param_norm": self._sharded, "prior_norm": self._sharded,
-                      "update_norm": self._sharded}
+        norm_rules = {"param_norm": self._sharded, "update_norm": self._sharded}
         for key, count in extras.items():
-            if key in norm_rules:
+            if key == "grad_square":  # squared norms of shards add
+                rules += [M.SUM if sharded else M.FIRST for sharded in with_grad]
+            elif key in norm_rules:
                 rules += [M.NORM if sharded else M.FIRST for sharded in norm_rules[key]]
             else:
                 rules += [M.MEAN if key == "loss" else M.MIN] * count

@@ -54,10 +54,10 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
     ``meta`` describes ``values`` in order: ``(layer index, FWD|BWD, n)`` for two values ``Σx, Σx²``;
     ``(layer index, DEAD, units)`` for each unit's maximum over the batch (≤ 0: dead); ``(layer index,
     HIST, bins)`` for ``min, max`` and ``bins`` counts. What follows the layer values is described by
-    ``extras`` (name → slot count, in order): ``grad_norm`` (one per parameter that has a gradient:
-    ``params`` holds ``(name, has_grad)``), then ``param_norm``, ``prior_norm`` and ``update_norm`` (one
-    per parameter, on the steps that measure them: ``‖w‖`` now, before the update, and ``‖Δw‖``), ``loss``,
-    ``clip_factor``.
+    ``extras`` (name → slot count, in order): ``grad_square`` (``‖g‖²``, one per parameter that has a
+    gradient: ``params`` holds ``(name, has_grad)``), then ``param_norm`` and ``update_norm`` (one per
+    parameter, on the steps that measure them: ``‖w‖`` and ``‖Δw‖``, the optimizer's last update, whose
+    ratio is the update ratio), ``loss``, ``clip_factor``.
     """
     sums: dict[int, dict] = {}
     order: list[int] = []  # layers in forward order of their first call this step
@@ -109,17 +109,18 @@ def build_record(step: int, values: list[float], meta: list[tuple], layers: list
     for key, count in extras.items():
         tail[key] = values[at : at + count]
         at += count
-    if "grad_norm" in tail:
-        grads = iter(tail["grad_norm"])
+    if "grad_square" in tail:
+        squares = tail["grad_square"]
+        grads = iter([math.sqrt(g) for g in squares])
+        weight_norms = tail.get("param_norm") or [None] * len(params)
         if tail.get("update_norm"):
-            ratios = [d / max(w, 1e-30) for d, w in zip(tail["update_norm"], tail["prior_norm"])]
+            ratios = [d / max(w, 1e-30) for d, w in zip(tail["update_norm"], weight_norms)]
         else:
             ratios = [None] * len(params)
-        weight_norms = tail.get("param_norm") or [None] * len(params)
         record["params"] = [
             {"name": name, "norm": norm, "grad_norm": next(grads) if has else None, "update_ratio": ratio}
             for (name, has), norm, ratio in zip(params, weight_norms, ratios)]
-        record["grad_norm"] = math.sqrt(sum(g * g for g in tail["grad_norm"])) if tail["grad_norm"] else None
+        record["grad_norm"] = math.sqrt(sum(squares)) if squares else None
     record["loss"] = tail["loss"][0] if tail.get("loss") else None
     record["clip_factor"] = tail["clip_factor"][0] if tail.get("clip_factor") else None
     if histograms:
