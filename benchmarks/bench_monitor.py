@@ -8,6 +8,9 @@ model (same initial weights, same batch):
 - ``monitor``: the same inside ``Monitor(model, sinks=[MemorySink()])``, ``monitor.step(loss)`` every step
   (every layer's output and output-gradient moments, every parameter's norm and gradient norm, the
   update ratio every 10th step, alerts, one host transfer);
+- ``Σx, Σx² only``: per layer a forward hook and a tensor hook that compute ``sum`` and ``dot`` of the
+  output and of its gradient, one transfer per step: the two memory-bound passes that exact per-layer
+  moments need, and nothing else, the floor under any monitor of the seed's moments;
 - ``item hooks``: a forward hook and a tensor hook per layer calling ``.item()`` on mean and variance;
 - ``tb histograms``: TensorBoard ``add_histogram`` of every parameter and gradient every step (skipped
   without the tensorboard package).
@@ -57,41 +60,78 @@ def cnn_workload():
     return "CNN 3 × conv (32–64 ch), 32×32, batch 64", model, x, y, nn.functional.cross_entropy
 
 
-def item_hooks(model):
+def layers_with_parameters(model):
+    return [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+
+
+def item_hooks(net, stack: ExitStack):
     """The usual way: per layer, ``.item()`` of the output's and the output gradient's mean and variance."""
     def fwd(module, inputs, out):
         out.detach().mean().item(), out.detach().var().item()
         if out.requires_grad:
             out.register_hook(lambda g: (g.mean().item(), g.var().item()) and None)
 
-    return [m.register_forward_hook(fwd) for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    for m in layers_with_parameters(net):
+        stack.callback(m.register_forward_hook(fwd).remove)
 
 
-def stepper(model, loss_fn, stack: ExitStack, watch: str = "bare"):
-    """One training step of the variant ``watch`` on its own copy of ``model``."""
+def sums_only(net, stack: ExitStack):
+    """The floor of any exact per-layer moment monitor: ``Σx`` and ``Σx²`` (``sum`` and ``dot``, two
+    memory-bound passes) of every output and output gradient, one transfer per step; nothing else."""
+    values: list[torch.Tensor] = []
+
+    def add(x):
+        flat = x.detach().reshape(-1)
+        values.extend((flat.sum(), torch.dot(flat, flat)))
+
+    def fwd(module, inputs, out):
+        add(out)
+        if out.requires_grad:
+            out.register_hook(add)
+
+    for m in layers_with_parameters(net):
+        stack.callback(m.register_forward_hook(fwd).remove)
+
+    def after_backward(net, loss, i):
+        torch.stack(values).tolist()
+        values.clear()
+
+    return after_backward
+
+
+def monitor(net, stack: ExitStack):
+    watching = stack.enter_context(Monitor(net, sinks=[MemorySink()], summary=False))
+    return lambda net, loss, i: watching.step(loss)
+
+
+def tb_histograms(net, stack: ExitStack):
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(stack.enter_context(tempfile.TemporaryDirectory()))
+    stack.callback(writer.close)
+
+    def after_backward(net, loss, i):
+        for name, p in net.named_parameters():
+            writer.add_histogram(f"w/{name}", p.detach(), i)
+            writer.add_histogram(f"g/{name}", p.grad, i)
+
+    return after_backward
+
+
+WATCHES = {"monitor": monitor, "Σx, Σx² only": sums_only, "item hooks": item_hooks, "tb histograms": tb_histograms}
+
+
+def stepper(model, loss_fn, stack: ExitStack, watch: str | None = None):
+    """One training step of the variant ``watch`` (``None``: bare) on its own copy of ``model``."""
     net = copy.deepcopy(model)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3)
-    monitor = stack.enter_context(Monitor(net, sinks=[MemorySink()], summary=False)) if watch == "monitor" else None
-    if watch == "item hooks":
-        for handle in item_hooks(net):
-            stack.callback(handle.remove)
-    writer = None
-    if watch == "tb histograms":
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(stack.enter_context(tempfile.TemporaryDirectory()))
-        stack.callback(writer.close)
+    after_backward = WATCHES[watch](net, stack) if watch else None
     count = iter(range(10**9))
 
     def step(x, y):
         loss = loss_fn(net(x), y)
         loss.backward()
-        if monitor is not None:
-            monitor.step(loss)
-        if writer is not None:
-            i = next(count)
-            for name, p in net.named_parameters():
-                writer.add_histogram(f"w/{name}", p.detach(), i)
-                writer.add_histogram(f"g/{name}", p.grad, i)
+        if after_backward is not None:
+            after_backward(net, loss, next(count))
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -115,7 +155,7 @@ def paired(workload, watch: str, rounds: int) -> tuple[list[float], list[float]]
 
 def run(workload, rounds: int) -> None:
     title = workload()[0]
-    watches = ["monitor", "item hooks"]
+    watches = ["monitor", "Σx, Σx² only", "item hooks"]
     try:
         import torch.utils.tensorboard  # noqa: F401
         watches.append("tb histograms")
