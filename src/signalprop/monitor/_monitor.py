@@ -248,7 +248,7 @@ class Monitor:
         grad_hook = self._grad_hook(index)
 
         def hook(module, inputs, output):
-            if not (self._active and self._step % self.every == 0 and torch.is_grad_enabled()):
+            if not (self._active and self.logging and torch.is_grad_enabled()):
                 return
             h = output if type(output) is torch.Tensor else _main_output(output)
             if h is None or not h.dtype.is_floating_point or h.numel() == 0:
@@ -344,7 +344,7 @@ class Monitor:
         """After a parameter's gradient is accumulated: its squared norm, while it is in cache. With
         gradient accumulation the last micro-batch's call, on the summed gradient, wins."""
         def hook(p: torch.Tensor) -> None:
-            if self._active and self._step % self.every == 0:
+            if self._active and self.logging:
                 self._grad_square_cache[index] = _squared_norm(_dist.local(p.grad))
 
         return hook
